@@ -1,0 +1,79 @@
+# Adroit: `make run` and `make test` work on a fresh machine, alone or in order.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+SETTINGS ?= settings/local.yaml
+
+# With no KUBECONFIG, everything runs against the local cluster of hack/cluster,
+# started on demand. With one, against that cluster (kind, a real one).
+ifeq ($(origin KUBECONFIG),undefined)
+LOCAL_CLUSTER := 1
+export KUBECONFIG := $(CURDIR)/.cluster/kubeconfig
+endif
+
+.PHONY: help venv crds check-crds lint typecheck imports unit static cluster-up cluster-down \
+        cluster install run test integration clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed ## create the virtualenv with the package and its dev tools
+
+crds: venv ## write crds/ from the pydantic models
+	adroit crds --out crds
+
+check-crds: venv ## fail when crds/ is stale
+	adroit crds --out crds --check
+
+lint: venv ## ruff: lint and format
+	ruff check operator tests
+	ruff format --check operator tests
+
+typecheck: venv ## mypy (strict on adroit.api and adroit.plan)
+	mypy
+
+imports: venv ## the layer contract: handlers -> kube -> plan -> api
+	lint-imports
+
+static: check-crds lint typecheck imports
+
+unit: venv ## tests that need no cluster
+	pytest tests/unit -q
+
+cluster-up: ## start the local cluster (builds its binaries once)
+	hack/cluster/up.sh
+
+cluster-down: ## stop the local cluster
+	hack/cluster/down.sh
+
+cluster:
+ifdef LOCAL_CLUSTER
+	hack/cluster/up.sh
+endif
+
+install: cluster ## install the namespaces, CRDs and user roles into the cluster
+	kubectl apply --server-side --field-manager=adroit-install -f deploy/namespaces.yaml -f crds/ \
+	  -f deploy/rbac/user-roles.yaml >/dev/null
+	kubectl wait --for=condition=Established --timeout=60s crd/flavors.adroit.dev crd/trains.adroit.dev >/dev/null
+
+run: venv install ## run the operator in the foreground against the cluster (Ctrl-C stops it)
+	ADROIT_SETTINGS=$(SETTINGS) adroit run
+
+test: venv static install ## lint, types, layers, unit and integration tests
+	pytest -q
+
+integration: venv install ## only the tests against the cluster
+	pytest tests/integration -q
+
+clean: cluster-down ## stop the cluster, remove the virtualenv and caches
+	rm -rf $(VENV) .cluster .mypy_cache .ruff_cache .pytest_cache .hypothesis

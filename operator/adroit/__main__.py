@@ -1,0 +1,5 @@
+import sys
+
+from adroit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,58 @@
+"""Shared pieces of the resource models: camelCase fields and CEL rules."""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+# Regular expressions the API server checks (Go RE2 syntax: no lookarounds).
+DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+LABEL_VALUE = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+
+
+class Resource(BaseModel):
+    """A part of a custom resource: camelCase on the wire, unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_enum_values=True,
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The object as the API server stores it: camelCase, without unset optionals."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class Report(Resource):
+    """A part of a status: written by the operator, read back leniently.
+
+    Fields an older or newer operator wrote are ignored rather than refused.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+
+def cel(
+    rule: str,
+    message: str,
+    *,
+    field_path: str | None = None,
+    reason: str | None = None,
+    optional_old_self: bool = False,
+) -> dict[str, Any]:
+    """One `x-kubernetes-validations` entry, checked by the API server itself."""
+    entry: dict[str, Any] = {"rule": rule, "message": message}
+    if field_path:
+        entry["fieldPath"] = field_path
+    if reason:
+        entry["reason"] = reason
+    if optional_old_self:
+        entry["optionalOldSelf"] = True
+    return entry
+
+
+def validations(*rules: dict[str, Any]) -> dict[str, Any]:
+    """`json_schema_extra` carrying CEL rules into the generated CRD."""
+    return {"x-kubernetes-validations": list(rules)}

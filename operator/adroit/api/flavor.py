@@ -1,0 +1,290 @@
+"""The Flavor resource: one deployable model-serving configuration (SPEC section 2)."""
+
+from pydantic import ConfigDict, Field
+
+from adroit.api.base import LABEL_VALUE, Report, Resource, cel, validations
+from adroit.api.conditions import Condition
+from adroit.api.names import MAX_FLAVOR_NAME
+
+RUNTIME_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+MODEL_NAME = r"^[A-Za-z0-9][-A-Za-z0-9_.]*$"
+MODEL_FIELDS = ("name", "version", "configPath", "runtime")
+
+_RELATIVE_PATH = cel(
+    "!self.startsWith('/') && !self.matches('(^|/)\\\\.\\\\.(/|$)')",
+    "configPath is relative to the model's artifact root and may not climb out of it: "
+    "remove the leading '/' and any '..'",
+)
+
+
+class ModelRef(Resource):
+    """The model a flavor serves."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=MODEL_NAME,
+        description="Registered model name, e.g. ads_pclick_lines_v5.",
+    )
+    version: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=LABEL_VALUE,
+        description="Model version: a run or registry id (at most 63 characters).",
+    )
+    config_path: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="Serving config, relative to the model's artifact root.",
+        json_schema_extra=validations(_RELATIVE_PATH),
+    )
+    runtime: str | None = Field(
+        default=None,
+        max_length=63,
+        pattern=RUNTIME_NAME,
+        description="A runtime from the settings' catalog (one image per runtime); "
+        "the settings' defaultRuntime when left out.",
+    )
+
+
+class ShadowModelRef(Resource):
+    """The shadow's model: every field left out is the primary's."""
+
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        pattern=MODEL_NAME,
+        description="Model name; the primary's when left out.",
+    )
+    version: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=63,
+        pattern=LABEL_VALUE,
+        description="Model version; the primary's when left out.",
+    )
+    config_path: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="Serving config; the primary's when left out.",
+        json_schema_extra=validations(_RELATIVE_PATH),
+    )
+    runtime: str | None = Field(
+        default=None,
+        max_length=63,
+        pattern=RUNTIME_NAME,
+        description="Runtime; the primary's when left out.",
+    )
+
+
+class Instances(Resource):
+    """How much a flavor runs."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "self.memoryPerProcMiB * self.procsPerContainer <= 262144",
+                "a container may reserve at most 256 GiB (memoryPerProcMiB * procsPerContainer): "
+                "lower procsPerContainer and raise minProdContainers instead",
+            )
+        )
+    )
+
+    memory_per_proc_mib: int = Field(
+        default=1024,
+        ge=64,
+        le=262144,
+        alias="memoryPerProcMiB",
+        description="Memory reserved per serving process, in MiB (64 to 262144).",
+    )
+    procs_per_container: int = Field(
+        default=1, ge=1, le=64, description="Serving processes per container (1 to 64)."
+    )
+    min_prod_containers: int = Field(
+        default=2,
+        ge=1,
+        le=500,
+        description="Production replicas at least (1 to 500). The PodDisruptionBudget keeps "
+        "all but one of them available.",
+    )
+    staging_containers: int = Field(
+        default=1, ge=1, le=20, description="Replicas in staging (1 to 20)."
+    )
+
+
+class Shadow(Resource):
+    """A second model version next to the primary, in production only."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "self.mirrorPercent == 0 || self.trafficPercent == 0",
+                "a shadow is mirrored or serves live traffic, never both: set mirrorPercent "
+                "to 0 in the same change that raises trafficPercent",
+                field_path=".trafficPercent",
+            )
+        )
+    )
+
+    model: ShadowModelRef = Field(
+        description="The shadow's model; fields left out are the primary's.",
+    )
+    mirror_percent: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="Share of live requests COPIED to the shadow; its responses are dropped. "
+        "Capped by the settings (50 by default).",
+    )
+    traffic_percent: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="Share of live requests SERVED by the shadow; the primary serves the rest. "
+        "Must be 0 when the shadow's model is new or changed: route live traffic to a shadow "
+        "only in a later change, after it was tested.",
+    )
+
+
+def _effective(obj: str, field: str) -> str:
+    """CEL for the shadow's value of one model field: its own, else the primary's."""
+    return (
+        f"(has({obj}.shadow.model.{field}) ? {obj}.shadow.model.{field} : "
+        f"(has({obj}.model.{field}) ? {obj}.model.{field} : ''))"
+    )
+
+
+def _primary(obj: str, field: str) -> str:
+    return f"(has({obj}.model.{field}) ? {obj}.model.{field} : '')"
+
+
+_SHADOW_DIFFERS = " || ".join(
+    f"{_effective('self', f)} != {_primary('self', f)}" for f in MODEL_FIELDS
+)
+_SHADOW_UNCHANGED = " && ".join(
+    f"{_effective('self', f)} == {_effective('oldSelf.value()', f)}" for f in MODEL_FIELDS
+)
+
+
+class FlavorSpec(Resource):
+    """What a flavor should run. Changes wait for a release train."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "!has(self.shadow) || !has(self.stagingOnly) || !self.stagingOnly",
+                "a staging-only flavor has no shadow (shadows run in production only): remove "
+                "spec.shadow, or set stagingOnly: false",
+                field_path=".shadow",
+            ),
+            cel(
+                f"!has(self.shadow) || {_SHADOW_DIFFERS}",
+                "the shadow's model is the primary's: give spec.shadow.model a different "
+                "version (or name, configPath, runtime), or remove spec.shadow",
+                field_path=".shadow.model",
+            ),
+            cel(
+                "!has(self.shadow) || self.shadow.trafficPercent == 0 || "
+                f"(oldSelf.hasValue() && has(oldSelf.value().shadow) && {_SHADOW_UNCHANGED})",
+                "a new or changed shadow model must start with trafficPercent: 0; mirror or test "
+                "it first, then route live traffic to it in a later change",
+                field_path=".shadow.trafficPercent",
+                optional_old_self=True,
+            ),
+        )
+    )
+
+    owner: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=LABEL_VALUE,
+        description="The owning team, e.g. ads.",
+    )
+    staging_only: bool = Field(
+        default=False,
+        description="Deployed to staging, never to production. Switching a flavor to "
+        "staging-only does not remove what already runs in production.",
+    )
+    model: ModelRef = Field(description="The model this flavor serves.")
+    instances: Instances = Field(
+        default_factory=Instances, description="Replicas and memory per stage."
+    )
+    shadow: Shadow | None = Field(
+        default=None,
+        description="A second model version next to the primary, in production only, with a "
+        "mirrored (copied) or a routed (served) share of live traffic. Runbook: a new or "
+        "changed shadow model starts with trafficPercent 0; mirrored or live, never both.",
+    )
+
+
+# --- status ---------------------------------------------------------------
+
+
+class StageStatus(Report):
+    """What runs in one stage."""
+
+    revision: str | None = Field(default=None, description="Revision (spec hash) running.")
+    model_version: str | None = Field(default=None, description="Primary model version running.")
+    ready_containers: int | None = Field(default=None, description="Ready replicas.")
+    wanted_containers: int | None = Field(default=None, description="Desired replicas.")
+    train: str | None = Field(default=None, description="The train that put it there.")
+
+
+class TrafficSplit(Report):
+    """The traffic split programmed into the router."""
+
+    primary_percent: int = Field(description="Share of live requests served by the primary.")
+    shadow_percent: int = Field(default=0, description="Share served by the shadow.")
+    mirror_percent: int = Field(default=0, description="Share copied to the shadow.")
+    shadow_model_version: str | None = Field(default=None, description="The shadow's version.")
+    shadow_is_primary: bool = Field(
+        default=False,
+        description="The shadow carries all live traffic: make its version the primary's and "
+        "drop the shadow; nothing restarts.",
+    )
+
+
+class ProductionStatus(StageStatus):
+    """What runs in production, with the traffic split applied."""
+
+    traffic: TrafficSplit | None = Field(default=None, description="Traffic split applied.")
+
+
+class FlavorStatus(Report):
+    """What the operator observed; written only by the operator."""
+
+    observed_generation: int | None = Field(
+        default=None, description="The metadata.generation the operator last saw."
+    )
+    revision: str | None = Field(default=None, description="Hash of the current spec.")
+    staging: StageStatus | None = Field(default=None, description="What runs in staging.")
+    production: ProductionStatus | None = Field(
+        default=None, description="What runs in production."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready, InProduction, PendingChanges.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+
+
+class Flavor(Resource):
+    """The root object, for validating whole manifests in tests and tools."""
+
+    api_version: str = "adroit.dev/v1alpha1"
+    kind: str = "Flavor"
+    metadata: dict[str, object] = Field(default_factory=dict)
+    spec: FlavorSpec
+    status: FlavorStatus | None = None
+
+
+FLAVOR_NAME_RULE = cel(
+    f"size(self.metadata.name) <= {MAX_FLAVOR_NAME} && "
+    "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+    f"a Flavor's name must be a DNS label of at most {MAX_FLAVOR_NAME} characters (lower-case "
+    "letters, digits and '-', starting with a letter): its Deployments and Services are named "
+    "after it",
+)

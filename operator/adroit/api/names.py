@@ -1,0 +1,27 @@
+"""Names that users, manifests and tests depend on (SPEC section 1)."""
+
+from typing import Final
+
+GROUP: Final = "adroit.dev"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+CATEGORY: Final = "adroit"
+
+FIELD_MANAGER: Final = "adroit"
+FINALIZER: Final = "adroit.dev/finalizer"
+
+# Annotations people set on a Train.
+APPROVED: Final = "adroit.dev/approved"
+ABORT: Final = "adroit.dev/abort"
+OVERRIDE_WINDOW: Final = "adroit.dev/override-window"
+
+# Labels on everything the operator creates.
+MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE: Final = "adroit"
+FLAVOR_LABEL: Final = "adroit.dev/flavor"
+STAGE_LABEL: Final = "adroit.dev/stage"
+ROLE_LABEL: Final = "adroit.dev/role"
+
+# Longest Flavor name: its Deployments are named FLAVOR-HASH (a 10-character
+# hash) and must stay valid DNS-1035 labels of at most 63 characters.
+MAX_FLAVOR_NAME: Final = 52

@@ -1,0 +1,228 @@
+"""The operator's settings file (SPEC section 6), validated once at start."""
+
+import re
+from datetime import date, time, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from adroit.api.base import DNS_LABEL
+
+_DURATION_PART = re.compile(r"(\d+)(h|m|s)")
+_UNITS = {"h": 3600, "m": 60, "s": 1}
+
+
+def parse_duration(value: Any) -> Any:
+    """Accept '45m', '1h30m', '90s' (or a number of seconds); leave the rest to pydantic."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        text = value.strip()
+        parts = _DURATION_PART.findall(text)
+        if not parts or "".join(n + u for n, u in parts) != text:
+            raise ValueError(f"{value!r} is not a duration: write it like 45m, 1h30m or 90s")
+        return timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in parts))
+    return value
+
+
+def format_duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    return text + (f"{seconds}s" if seconds or not text else "")
+
+
+Duration = Annotated[
+    timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)
+]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class Weekday(StrEnum):
+    MON = "Mon"
+    TUE = "Tue"
+    WED = "Wed"
+    THU = "Thu"
+    FRI = "Fri"
+    SAT = "Sat"
+    SUN = "Sun"
+
+    @property
+    def number(self) -> int:
+        """Monday is 0, as in datetime.weekday()."""
+        return list(Weekday).index(self)
+
+
+class Namespaces(Section):
+    control: str = Field(default="adroit", pattern=DNS_LABEL, max_length=63)
+    staging: str = Field(default="adroit-staging", pattern=DNS_LABEL, max_length=63)
+    production: str = Field(default="adroit-production", pattern=DNS_LABEL, max_length=63)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> "Namespaces":
+        if len({self.control, self.staging, self.production}) != 3:
+            raise ValueError("control, staging and production must be three different namespaces")
+        return self
+
+
+class Freeze(Section):
+    """No departures and no promotions from `start` to `end`, both days included."""
+
+    start: date
+    end: date
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Freeze":
+        if self.end < self.start:
+            raise ValueError(f"a freeze ends ({self.end}) before it starts ({self.start})")
+        return self
+
+
+class DeployWindow(Section):
+    """When trains depart and promotions start, in one IANA time zone."""
+
+    timezone: str = "America/Los_Angeles"
+    days: list[Weekday] = Field(
+        default_factory=lambda: [Weekday.MON, Weekday.TUE, Weekday.WED, Weekday.THU, Weekday.FRI],
+        min_length=1,
+    )
+    start: time = time(9, 0)
+    end: time = time(16, 0)
+    always_open: bool = Field(
+        default=False, description="Ignore days and hours (freezes still apply); for local use."
+    )
+    freezes: list[Freeze] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}: use an IANA name such as America/Los_Angeles"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "DeployWindow":
+        if not self.always_open and self.end <= self.start:
+            raise ValueError(f"the window closes ({self.end}) before it opens ({self.start})")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class Timeouts(Section):
+    staging_timeout: Duration = Field(default=timedelta(minutes=45), gt=timedelta(0))
+    verify_for: Duration = Field(default=timedelta(minutes=10), ge=timedelta(0))
+    promotion_lead_time: Duration = Field(default=timedelta(minutes=90), ge=timedelta(0))
+    promotion_timeout: Duration = Field(default=timedelta(minutes=30), gt=timedelta(0))
+
+
+class ParentGateway(Section):
+    name: str = Field(pattern=DNS_LABEL, max_length=63)
+    namespace: str | None = Field(default=None, pattern=DNS_LABEL, max_length=63)
+
+
+class Traffic(Section):
+    router: Literal["gateway", "istio", "none"] = "gateway"
+    gateway: ParentGateway | None = Field(
+        default=None,
+        description="The Gateway that HTTPRoutes attach to; the flavor's stable Service "
+        "(mesh routing) when left out.",
+    )
+    mirror_cap_percent: int = Field(default=50, ge=0, le=100)
+
+
+class Notifications(Section):
+    webhook_url: AnyHttpUrl | None = Field(
+        default=None, description="Slack-compatible incoming webhook: POST {'text': ...}."
+    )
+
+
+class ApprovalPolicy(Section):
+    separation_of_duties: bool = Field(
+        default=True, description="A train's engineer and its cars' authors may not approve it."
+    )
+    signing_key_secret: str = Field(default="adroit-approval-key", pattern=DNS_LABEL)
+
+
+class Settings(Section):
+    namespaces: Namespaces = Field(default_factory=Namespaces)
+    deploy_window: DeployWindow = Field(default_factory=DeployWindow)
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    runtimes: dict[str, str] = Field(
+        min_length=1, description="The runtime catalog: runtime name to container image."
+    )
+    default_runtime: str | None = None
+    traffic: Traffic = Field(default_factory=Traffic)
+    notifications: Notifications = Field(default_factory=Notifications)
+    approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
+
+    @field_validator("runtimes")
+    @classmethod
+    def _images(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, image in value.items():
+            if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", name):
+                raise ValueError(
+                    f"runtime name {name!r} must be lower-case letters, digits, - or ."
+                )
+            if not image or any(c.isspace() for c in image):
+                raise ValueError(f"runtime {name!r} needs a container image, e.g. repo/image:tag")
+        return value
+
+    @model_validator(mode="after")
+    def _default_runtime_known(self) -> "Settings":
+        if self.default_runtime is not None and self.default_runtime not in self.runtimes:
+            raise ValueError(
+                f"defaultRuntime {self.default_runtime!r} is not in runtimes "
+                f"({', '.join(sorted(self.runtimes))})"
+            )
+        return self
+
+
+class SettingsError(Exception):
+    """A settings file that cannot be used; the message names each bad field."""
+
+
+def parse_settings(text: str, source: str = "settings") -> Settings:
+    """Validate a settings document, or raise SettingsError naming every bad field."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise SettingsError(f"{source}: not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"{source}: expected a mapping of settings, got {type(data).__name__}")
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as error:
+        lines = [f"{source}: {error.error_count()} invalid setting(s):"]
+        for item in error.errors():
+            where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+            message = item["msg"].removeprefix("Value error, ")
+            lines.append(f"  {where}: {message}")
+        raise SettingsError("\n".join(lines)) from None

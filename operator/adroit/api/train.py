@@ -1,0 +1,185 @@
+"""The Train resource: a release carrying flavor revisions to production (SPEC section 3)."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import ConfigDict, Field
+
+from adroit.api.base import DNS_LABEL, Report, Resource, cel, validations
+from adroit.api.conditions import Condition
+from adroit.api.flavor import FlavorSpec
+from adroit.api.names import MAX_FLAVOR_NAME
+
+
+class Phase(StrEnum):
+    QUEUED = "Queued"
+    STAGING = "Staging"
+    VERIFYING = "Verifying"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    PROMOTING = "Promoting"
+    DEPLOYED = "Deployed"
+    ROLLED_BACK = "RolledBack"
+    ABORTED = "Aborted"
+    FAILED = "Failed"
+
+
+ON_THE_TRACKS = frozenset(
+    {Phase.STAGING, Phase.VERIFYING, Phase.AWAITING_APPROVAL, Phase.PROMOTING}
+)
+FINISHED = frozenset({Phase.DEPLOYED, Phase.ROLLED_BACK, Phase.ABORTED, Phase.FAILED})
+
+
+class CarState(StrEnum):
+    PENDING = "Pending"
+    APPLYING = "Applying"
+    VERIFYING = "Verifying"
+    VERIFIED = "Verified"
+    DEPLOYED = "Deployed"
+    FAILED = "Failed"
+    REVERTED = "Reverted"
+    SKIPPED = "Skipped"
+
+
+class Car(Resource):
+    """One flavor revision carried by a train, or the removal of a deleted flavor."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "(has(self.remove) && self.remove) ? !has(self.spec) "
+                ": (has(self.spec) && has(self.revision))",
+                "a car either carries a flavor's revision and spec, or says remove: true "
+                "(and carries no spec)",
+            )
+        )
+    )
+
+    flavor: str = Field(
+        min_length=1,
+        max_length=MAX_FLAVOR_NAME,
+        pattern=DNS_LABEL,
+        description="The Flavor this car carries.",
+    )
+    revision: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-f0-9]+$",
+        description="Hash of the Flavor spec the car carries.",
+    )
+    spec: FlavorSpec | None = Field(
+        default=None, description="That Flavor spec, as it was when the train formed."
+    )
+    remove: bool = Field(
+        default=False, description="The flavor was deleted: take it out of every stage."
+    )
+    author: str | None = Field(
+        default=None, max_length=253, description="Who made the change this car carries."
+    )
+
+
+class TrainSpec(Resource):
+    """What a train carries. Immutable once created."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "self == oldSelf",
+                "a Train's spec is immutable once created: to ship other changes, create a new "
+                "Train (or let one form from the Flavors) and abort this one",
+            )
+        )
+    )
+
+    engineer: str = Field(
+        min_length=1,
+        max_length=253,
+        description="Who drives the train and is notified of every step that needs them.",
+    )
+    cars: list[Car] = Field(
+        min_length=1,
+        max_length=200,
+        description="The flavor revisions the train carries, at most one per flavor.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["flavor"],
+        },
+    )
+    runtime_release: bool = Field(
+        default=False,
+        description="The train carries only a new runtime image from the settings' catalog, "
+        "no flavor change: it needs no approval.",
+    )
+
+
+# --- status ---------------------------------------------------------------
+
+
+class CarStatus(Report):
+    """Where one car stands in each stage."""
+
+    flavor: str = Field(description="The car's Flavor.")
+    staging: CarState = Field(default=CarState.PENDING, description="State in staging.")
+    production: CarState = Field(default=CarState.PENDING, description="State in production.")
+    reason: str | None = Field(default=None, description="Why, in one CamelCase word.")
+    message: str | None = Field(default=None, description="Why, for a person.")
+
+
+class Approval(Report):
+    """Who approved the train, as recorded and signed by the admission webhook."""
+
+    by: str = Field(description="The approving user.")
+    groups: list[str] = Field(default_factory=list, description="The approver's groups.")
+    at: datetime = Field(description="When the approval was given.")
+
+
+class HistoryEntry(Report):
+    """One transition of the train: the audit trail."""
+
+    phase: Phase = Field(description="The phase entered.")
+    at: datetime = Field(description="When.")
+    reason: str = Field(description="Why, in one CamelCase word.")
+    message: str = Field(default="", description="Why, for a person.")
+    by: str | None = Field(default=None, description="The person who caused it, if any.")
+
+
+class TrainStatus(Report):
+    """Where the train is; written only by the operator."""
+
+    observed_generation: int | None = Field(
+        default=None, description="The metadata.generation the operator last saw."
+    )
+    phase: Phase | None = Field(default=None, description="Where the train is.")
+    reason: str | None = Field(default=None, description="Why it is there, or what it waits for.")
+    message: str | None = Field(default=None, description="The same, for a person.")
+    window_opens_at: datetime | None = Field(
+        default=None, description="When the deploy window next opens, while the train waits for it."
+    )
+    car_count: int | None = Field(default=None, description="How many cars the train carries.")
+    cars: list[CarStatus] = Field(
+        default_factory=list,
+        description="Per car, its state in staging and in production.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["flavor"],
+        },
+    )
+    approval: Approval | None = Field(default=None, description="Who approved, and when.")
+    history: list[HistoryEntry] = Field(
+        default_factory=list, description="Every transition, with its time and reason."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Departed, Verified, Approved, Deployed: usable with kubectl wait.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+
+
+class Train(Resource):
+    """The root object, for validating whole manifests in tests and tools."""
+
+    api_version: str = "adroit.dev/v1alpha1"
+    kind: str = "Train"
+    metadata: dict[str, object] = Field(default_factory=dict)
+    spec: TrainSpec
+    status: TrainStatus | None = None

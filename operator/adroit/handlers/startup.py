@@ -1,0 +1,63 @@
+"""Operator start: settings, kopf's storage names, and a plain report of the cluster."""
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import kopf
+
+from adroit.api.settings import Settings, parse_settings
+from adroit.kube.cluster import connect, describe_cluster
+
+SETTINGS_ENV = "ADROIT_SETTINGS"
+
+
+def load_settings(path: str | None = None) -> Settings:
+    """The settings named by `path`, else by $ADROIT_SETTINGS; SettingsError when bad."""
+    source = path or os.environ.get(SETTINGS_ENV)
+    if not source:
+        raise kopf.PermanentError(
+            f"no settings: set {SETTINGS_ENV}=FILE or run `adroit run --settings FILE`"
+        )
+    return parse_settings(Path(source).read_text(), source)
+
+
+@kopf.on.startup()
+async def configure(
+    settings: kopf.OperatorSettings,
+    memo: kopf.Memo,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    **_: Any,
+) -> None:
+    # Our own names for kopf's bookkeeping, so that two operators never share them.
+    settings.persistence.finalizer = "adroit.dev/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="adroit.dev")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="adroit.dev", key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.networking.error_backoffs = [1, 2, 5, 10, 20]
+
+    if getattr(memo, "settings", None) is None:
+        memo.settings = load_settings()
+    ours: Settings = memo.settings
+    ns = ours.namespaces
+    api = await connect()
+    try:
+        facts = await describe_cluster(api, [ns.control, ns.staging, ns.production])
+    finally:
+        await api.close()
+    logger.info(
+        "Adroit starting against %s (Kubernetes %s): Flavors and Trains in %r, stages %r and %r",
+        facts.server,
+        facts.version,
+        ns.control,
+        ns.staging,
+        ns.production,
+    )
+    for missing in facts.missing_namespaces:
+        logger.warning(
+            "namespace %r does not exist yet: create it before a train needs it", missing
+        )
