@@ -70,8 +70,7 @@ def _convert(
             # `additionalProperties: false` is implied by a structural schema's pruning.
         elif key == "default":
             if keep_defaults:
-                # An object defaults to {} so that the API server fills in its fields' defaults.
-                out[key] = {} if isinstance(value, dict) else value
+                out[key] = value
         elif key == "const":
             out["enum"] = [value]
         else:

@@ -210,7 +210,9 @@ class FlavorSpec(Resource):
     )
     model: ModelRef = Field(description="The model this flavor serves.")
     instances: Instances = Field(
-        default_factory=Instances, description="Replicas and memory per stage."
+        default_factory=Instances,
+        description="Replicas and memory per stage.",
+        json_schema_extra={"default": Instances().to_wire()},
     )
     shadow: Shadow | None = Field(
         default=None,

@@ -1,0 +1,22 @@
+import subprocess
+
+import pytest
+
+from tests.kube import kubectl
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cluster() -> None:
+    """The cluster KUBECONFIG points at, with Adroit's CRDs installed (`make install`)."""
+    try:
+        kubectl("get", "--raw", "/readyz")
+    except (AssertionError, subprocess.TimeoutExpired) as error:
+        pytest.fail(
+            f"no Kubernetes API server: {error}\n"
+            "Run the tests with `make test` (it starts the local cluster), or run "
+            "`make cluster-up` and export KUBECONFIG=.cluster/kubeconfig.",
+            pytrace=False,
+        )
+    crds = kubectl("get", "crd", "flavors.adroit.dev", "trains.adroit.dev", check=False)
+    if crds.returncode != 0:
+        pytest.fail("Adroit's CRDs are not installed: run `make install`", pytrace=False)
