@@ -62,7 +62,7 @@ ifdef LOCAL_CLUSTER
 endif
 
 install: cluster ## install the namespaces, CRDs and user roles into the cluster
-	kubectl apply --server-side --field-manager=adroit-install -f deploy/namespaces.yaml -f crds/ \
+	kubectl apply --server-side --force-conflicts --field-manager=adroit-install -f deploy/namespaces.yaml -f crds/ \
 	  -f deploy/rbac/user-roles.yaml >/dev/null
 	kubectl wait --for=condition=Established --timeout=60s crd/flavors.adroit.dev crd/trains.adroit.dev >/dev/null
 

@@ -214,6 +214,11 @@ class FlavorSpec(Resource):
         description="Replicas and memory per stage.",
         json_schema_extra={"default": Instances().to_wire()},
     )
+    node_selector: dict[str, str] | None = Field(
+        default=None,
+        description="Run the model servers only on nodes with these labels, e.g. a GPU pool.",
+        json_schema_extra={"maxProperties": 20},
+    )
     shadow: Shadow | None = Field(
         default=None,
         description="A second model version next to the primary, in production only, with a "

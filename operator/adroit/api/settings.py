@@ -141,6 +141,11 @@ class Timeouts(Section):
     verify_for: Duration = Field(default=timedelta(minutes=10), ge=timedelta(0))
     promotion_lead_time: Duration = Field(default=timedelta(minutes=90), ge=timedelta(0))
     promotion_timeout: Duration = Field(default=timedelta(minutes=30), gt=timedelta(0))
+    poll_interval: Duration = Field(
+        default=timedelta(seconds=5),
+        gt=timedelta(0),
+        description="How often trains in motion are looked at, besides every change seen.",
+    )
 
 
 class ParentGateway(Section):

@@ -73,6 +73,12 @@ class Car(Resource):
     remove: bool = Field(
         default=False, description="The flavor was deleted: take it out of every stage."
     )
+    image: str | None = Field(
+        default=None,
+        max_length=512,
+        description="The serving image the car runs: the runtime's image in the settings' "
+        "catalog when the train formed.",
+    )
     author: str | None = Field(
         default=None, max_length=253, description="Who made the change this car carries."
     )
@@ -128,7 +134,7 @@ class CarStatus(Report):
 class Approval(Report):
     """Who approved the train, as recorded and signed by the admission webhook."""
 
-    by: str = Field(description="The approving user.")
+    by: str | None = Field(default=None, description="The approving user, when known.")
     groups: list[str] = Field(default_factory=list, description="The approver's groups.")
     at: datetime = Field(description="When the approval was given.")
 

@@ -1,8 +1,8 @@
-"""Thin kopf wiring: read the world, ask adroit.plan what it should be, apply the difference.
+"""Thin kopf wiring: start the reconciler, wake it on every change it should see.
 
 Importing this package registers the handlers with kopf.
 """
 
-from adroit.handlers import flavors, startup, trains
+from adroit.handlers import reconciler, startup
 
-__all__ = ["flavors", "startup", "trains"]
+__all__ = ["reconciler", "startup"]

@@ -1,0 +1,204 @@
+"""Read the World: Flavors, Trains, and what the operator manages in each stage."""
+
+import json
+import logging
+from datetime import datetime
+from typing import Any
+
+from kubernetes_asyncio import client
+from pydantic import ValidationError
+
+from adroit.api import names
+from adroit.api.flavor import FlavorSpec, FlavorStatus
+from adroit.api.settings import Settings
+from adroit.api.train import TrainSpec, TrainStatus
+from adroit.plan import render
+from adroit.plan.world import (
+    ApprovalMark,
+    FlavorView,
+    Managed,
+    StageWorld,
+    TrainView,
+    Workload,
+    World,
+)
+
+log = logging.getLogger("adroit.read")
+MANAGED = f"{names.MANAGED_BY}={names.MANAGED_BY_VALUE}"
+CHANGED_BY = "adroit.dev/changed-by"
+
+
+async def _json(call: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    response = await call(*args, _preload_content=False, **kwargs)
+    return dict(await response.json())
+
+
+def _timestamp(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+async def read_flavors(api: client.ApiClient, namespace: str) -> dict[str, FlavorView]:
+    custom = client.CustomObjectsApi(api)
+    data = await _json(
+        custom.list_namespaced_custom_object, names.GROUP, names.VERSION, namespace, "flavors"
+    )
+    flavors = {}
+    for item in data["items"]:
+        meta = item["metadata"]
+        try:
+            spec = FlavorSpec.model_validate(item["spec"])
+        except ValidationError as error:
+            log.error("Flavor %s cannot be read (%s); leaving it alone", meta["name"], error)
+            continue
+        finalizers = tuple(meta.get("finalizers", ()))
+        flavors[meta["name"]] = FlavorView(
+            name=meta["name"],
+            spec=spec,
+            generation=int(meta.get("generation", 1)),
+            status=FlavorStatus.model_validate(item.get("status") or {}),
+            deleting="deletionTimestamp" in meta,
+            has_finalizer=names.FINALIZER in finalizers,
+            author=(meta.get("annotations") or {}).get(CHANGED_BY),
+            resource_version=meta["resourceVersion"],
+            finalizers=finalizers,
+        )
+    return flavors
+
+
+def approval_of(annotations: dict[str, str]) -> ApprovalMark | None:
+    """The approval a train carries. Only the exact value "true" approves."""
+    if annotations.get(names.APPROVED) != "true":
+        return None
+    return ApprovalMark(by=None)
+
+
+async def read_trains(api: client.ApiClient, namespace: str) -> list[TrainView]:
+    custom = client.CustomObjectsApi(api)
+    data = await _json(
+        custom.list_namespaced_custom_object, names.GROUP, names.VERSION, namespace, "trains"
+    )
+    trains = []
+    for item in data["items"]:
+        meta = item["metadata"]
+        annotations = meta.get("annotations") or {}
+        try:
+            spec = TrainSpec.model_validate(item["spec"])
+        except ValidationError as error:
+            log.error("Train %s cannot be read (%s); leaving it alone", meta["name"], error)
+            continue
+        trains.append(
+            TrainView(
+                name=meta["name"],
+                created_at=_timestamp(meta["creationTimestamp"]),
+                spec=spec,
+                status=TrainStatus.model_validate(item.get("status") or {}),
+                generation=int(meta.get("generation", 1)),
+                approval=approval_of(annotations),
+                abort=annotations.get(names.ABORT) == "true",
+                override_window=annotations.get(names.OVERRIDE_WINDOW) == "true",
+                resource_version=meta["resourceVersion"],
+                uid=meta["uid"],
+            )
+        )
+    return trains
+
+
+def _release(meta: dict[str, Any]) -> render.Release | None:
+    annotations = meta.get("annotations") or {}
+    try:
+        spec = FlavorSpec.model_validate(json.loads(annotations[render.FLAVOR_SPEC]))
+        return render.Release(
+            flavor=meta["labels"][names.FLAVOR_LABEL],
+            spec=spec,
+            image=annotations[render.IMAGE],
+            train=annotations[render.TRAIN],
+        )
+    except (KeyError, ValueError, ValidationError):
+        return None
+
+
+def _unschedulable(pods: list[dict[str, Any]], deployment: str) -> str | None:
+    for pod in pods:
+        if (pod["metadata"].get("labels") or {}).get(render.DEPLOYMENT_LABEL) != deployment:
+            continue
+        for condition in (pod.get("status") or {}).get("conditions") or []:
+            if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+                why = condition.get("message", "")
+                return f"pod {pod['metadata']['name']} cannot be scheduled: {why}"
+    return None
+
+
+def workload_of(item: dict[str, Any], pods: list[dict[str, Any]]) -> Workload:
+    meta, spec, status = item["metadata"], item["spec"], item.get("status") or {}
+    replicas = int(spec.get("replicas", 1))
+    available = (
+        int(status.get("observedGeneration", 0)) >= int(meta.get("generation", 1))
+        and int(status.get("updatedReplicas", 0)) >= replicas
+        and int(status.get("availableReplicas", 0)) >= replicas
+    )
+    stuck = any(
+        c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
+        for c in status.get("conditions") or []
+    )
+    ready = int(status.get("readyReplicas", 0))
+    problem = None
+    if not available:
+        problem = _unschedulable(pods, meta["name"]) or (
+            f"Deployment {meta['name']}: {ready}/{replicas} ready"
+        )
+    return Workload(
+        name=meta["name"],
+        flavor=meta["labels"].get(names.FLAVOR_LABEL, ""),
+        role=meta["labels"].get(names.ROLE_LABEL, ""),
+        applied_hash=(meta.get("annotations") or {}).get(render.APPLIED, ""),
+        release=_release(meta),
+        replicas=replicas,
+        ready_replicas=ready,
+        available=available,
+        problem=problem,
+        stuck=stuck,
+    )
+
+
+async def read_stage(api: client.ApiClient, namespace: str) -> StageWorld:
+    apps, core, policy = client.AppsV1Api(api), client.CoreV1Api(api), client.PolicyV1Api(api)
+    deployments = (await _json(apps.list_namespaced_deployment, namespace, label_selector=MANAGED))[
+        "items"
+    ]
+    services = (await _json(core.list_namespaced_service, namespace, label_selector=MANAGED))[
+        "items"
+    ]
+    budgets = (
+        await _json(policy.list_namespaced_pod_disruption_budget, namespace, label_selector=MANAGED)
+    )["items"]
+    pods: list[dict[str, Any]] = []
+    if any(not workload_of(d, []).available for d in deployments):
+        pods = (await _json(core.list_namespaced_pod, namespace, label_selector=MANAGED))["items"]
+
+    def managed(kind: str, item: dict[str, Any], target: str | None = None) -> Managed:
+        meta = item["metadata"]
+        return Managed(
+            kind,
+            meta["name"],
+            meta["labels"].get(names.FLAVOR_LABEL, ""),
+            (meta.get("annotations") or {}).get(render.APPLIED, ""),
+            target,
+        )
+
+    others = [
+        managed("Service", s, (s["spec"].get("selector") or {}).get(render.DEPLOYMENT_LABEL))
+        for s in services
+    ]
+    others += [managed("PodDisruptionBudget", b) for b in budgets]
+    return StageWorld(namespace, tuple(workload_of(d, pods) for d in deployments), tuple(others))
+
+
+async def read_world(api: client.ApiClient, settings: Settings, now: datetime) -> World:
+    ns = settings.namespaces
+    return World(
+        now=now,
+        flavors=await read_flavors(api, ns.control),
+        trains=tuple(await read_trains(api, ns.control)),
+        staging=await read_stage(api, ns.staging),
+        production=await read_stage(api, ns.production),
+    )
