@@ -31,12 +31,16 @@ async def configure(
     **_: Any,
 ) -> None:
     # Our own names for kopf's bookkeeping, so that two operators never share them.
-    settings.persistence.finalizer = "adroit.dev/finalizer"
+    # The Flavor finalizer (adroit.dev/finalizer) is the reconciler's, not kopf's:
+    # kopf drops a finalizer of its name from objects it has no deletion handler for.
+    settings.persistence.finalizer = "adroit.dev/kopf-finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="adroit.dev")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix="adroit.dev", key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING
+    # Every watch event only wakes the reconciler: not worth a line each.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings.watching.server_timeout = 300
     settings.networking.error_backoffs = [1, 2, 5, 10, 20]
 

@@ -444,25 +444,32 @@ class _Machine:
 
     def conditions(self) -> None:
         phase = Phase(self.status.phase or Phase.QUEUED)
-        gen = self.view.generation
         verified = since(self.status, Phase.VERIFYING) is not None and phase not in (
             Phase.QUEUED,
             Phase.STAGING,
             Phase.VERIFYING,
         )
-        approved = self.status.approval is not None
+        approval = self.status.approval
+        if approval is not None:
+            approved = (True, "Approved", f"approved by {approval.by or 'an unverified user'}")
+        elif not needs_approval(self.view.spec):
+            approved = (False, "NotRequired", "this train needs no approval")
+        else:
+            approved = (False, "NotYetApproved", "no approval yet")
+        message = self.status.message or ""
         conditions = self.status.conditions
-        for type_, ok, reason in (
-            ("Verified", verified, "VerifiedInStaging" if verified else phase.value),
+        for type_, (ok, reason, text) in (
             (
-                "Approved",
-                approved,
-                "Approved"
-                if approved
-                else ("NotRequired" if not needs_approval(self.view.spec) else "NotYetApproved"),
+                "Verified",
+                (
+                    verified,
+                    "VerifiedInStaging" if verified else phase.value,
+                    "every car was healthy in staging" if verified else message,
+                ),
             ),
-            ("Deployed", phase is Phase.DEPLOYED, phase.value),
-            ("Finished", phase in FINISHED, phase.value),
+            ("Approved", approved),
+            ("Deployed", (phase is Phase.DEPLOYED, phase.value, message)),
+            ("Finished", (phase in FINISHED, phase.value, message)),
         ):
             status = ConditionStatus.TRUE if ok else ConditionStatus.FALSE
             conditions = set_condition(
@@ -470,9 +477,9 @@ class _Machine:
                 type_,
                 status,
                 reason,
-                self.status.message or "",
+                text,
                 now=self.now,
-                generation=gen,
+                generation=self.view.generation,
             )
         self.status = self.status.model_copy(update={"conditions": conditions})
 
