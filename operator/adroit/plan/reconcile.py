@@ -179,11 +179,17 @@ def form_train(trains: list[TrainView], world: World, settings: Settings) -> dic
     spec = TrainSpec(
         engineer=engineer, cars=[c for _, c, _ in changes], runtime_release=runtime_only
     )
+    taken = {t.name for t in trains}
+    name = base = f"train-{world.now:%Y%m%d-%H%M%S}"
+    suffix = 1
+    while name in taken:
+        suffix += 1
+        name = f"{base}-{suffix}"
     return {
         "apiVersion": names.API_VERSION,
         "kind": "Train",
         "metadata": {
-            "name": f"train-{world.now:%Y%m%d-%H%M%S}",
+            "name": name,
             "namespace": settings.namespaces.control,
             "labels": {names.MANAGED_BY: names.MANAGED_BY_VALUE},
         },

@@ -5,7 +5,7 @@ window with local time; instants in and out are timezone-aware (UTC or any).
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from adroit.api.settings import DeployWindow
 
@@ -28,9 +28,14 @@ def _frozen(window: DeployWindow, day: date) -> str | None:
 
 
 def _local(day: date, at: time, window: DeployWindow) -> datetime:
-    # A wall-clock time that daylight saving skips maps to the instant after the gap.
+    """The instant, in UTC, of a wall-clock time on a local day.
+
+    A time that daylight saving skips maps to the instant after the gap; a time
+    it repeats, to its first occurrence. UTC, because Python never calls an
+    instant in a repeated hour equal to one in another zone (PEP 495).
+    """
     naive = datetime.combine(day, at)
-    return naive.replace(tzinfo=window.zone).astimezone(window.zone)
+    return naive.replace(tzinfo=window.zone).astimezone(UTC)
 
 
 def _intervals(window: DeployWindow, first: date, days: int) -> list[tuple[datetime, datetime]]:
