@@ -52,8 +52,8 @@ async def run(settings: Settings, wakeup: asyncio.Event) -> None:
         await api.close()
 
 
-@kopf.on.startup()
-async def start(memo: kopf.Memo, **_: Any) -> None:
+def start(memo: kopf.Memo) -> None:
+    """Start the loop; called at the end of the operator's startup, once settings are loaded."""
     memo.wakeup = asyncio.Event()
     memo.reconciler = asyncio.create_task(run(memo.settings, memo.wakeup), name="adroit-reconciler")
 

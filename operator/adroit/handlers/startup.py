@@ -8,6 +8,7 @@ from typing import Any
 import kopf
 
 from adroit.api.settings import Settings, parse_settings
+from adroit.handlers import reconciler
 from adroit.kube.cluster import connect, describe_cluster
 
 SETTINGS_ENV = "ADROIT_SETTINGS"
@@ -65,3 +66,4 @@ async def configure(
         logger.warning(
             "namespace %r does not exist yet: create it before a train needs it", missing
         )
+    reconciler.start(memo)

@@ -1,0 +1,220 @@
+"""The operator in-process (kopf.testing.KopfRunner), in namespaces of its own."""
+
+import json
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kopf.testing import KopfRunner
+
+from tests.kube import eventually, kubectl
+
+IMAGE = "registry.local/adroit/serving-sklearn:2022.10"
+
+
+class Webhook:
+    """A Slack-compatible incoming webhook on loopback that remembers what it was told."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        received = self.texts
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                received.append(json.loads(body)["text"])
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Operator:
+    """Adroit with its own namespaces and settings; start(), stop(), start() again."""
+
+    def __init__(self, tmp: Path, webhook: Webhook | None = None, **settings: Any) -> None:
+        suffix = uuid.uuid4().hex[:5]
+        self.ns = f"adroit-t{suffix}"
+        self.staging = f"{self.ns}-staging"
+        self.production = f"{self.ns}-production"
+        timeouts = {
+            "stagingTimeout": "60s",
+            "verifyFor": "3s",
+            "promotionLeadTime": "0s",
+            "promotionTimeout": "60s",
+            "pollInterval": "1s",
+        }
+        timeouts.update(settings.pop("timeouts", {}))
+        self.settings: dict[str, Any] = {
+            "namespaces": {
+                "control": self.ns,
+                "staging": self.staging,
+                "production": self.production,
+            },
+            "deployWindow": {"alwaysOpen": True},
+            "timeouts": timeouts,
+            "runtimes": {"scikit-learn-2022-10": IMAGE},
+            "defaultRuntime": "scikit-learn-2022-10",
+            **settings,
+        }
+        if webhook is not None:
+            self.settings["notifications"] = {"webhookUrl": webhook.url}
+        self.path = tmp / f"settings-{suffix}.yaml"
+        self.runner: KopfRunner | None = None
+        for name in (self.ns, self.staging, self.production):
+            kubectl("create", "namespace", name)
+
+    def write_settings(self) -> None:
+        self.path.write_text(yaml.safe_dump(self.settings))
+
+    def start(self) -> None:
+        self.write_settings()
+        os.environ["ADROIT_SETTINGS"] = str(self.path)
+        args = ["run", "--standalone", "--namespace", self.ns, "-m", "adroit.handlers"]
+        self.runner = KopfRunner(args, timeout=60)
+        self.runner.__enter__()
+
+    def stop(self) -> None:
+        if self.runner is not None:
+            runner, self.runner = self.runner, None
+            runner.__exit__(None, None, None)
+            assert runner.exit_code == 0, runner.output
+            assert runner.exception is None, runner.exception
+
+    def cleanup(self) -> None:
+        self.stop()
+        for kind in ("flavors", "trains"):
+            names = kubectl("get", kind, "-n", self.ns, "-o", "name", check=False).stdout.split()
+            for name in names:
+                kubectl(
+                    "patch",
+                    name,
+                    "-n",
+                    self.ns,
+                    "--type=merge",
+                    "-p",
+                    '{"metadata":{"finalizers":null}}',
+                    check=False,
+                )
+        kubectl(
+            "delete",
+            "namespace",
+            self.ns,
+            self.staging,
+            self.production,
+            "--wait=false",
+            check=False,
+        )
+
+    # --- looking at it ---------------------------------------------------
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+        out = kubectl("get", kind, name, "-n", namespace or self.ns, "-o", "json")
+        return json.loads(out.stdout)
+
+    def trains(self) -> list[dict[str, Any]]:
+        items = json.loads(kubectl("get", "trains", "-n", self.ns, "-o", "json").stdout)["items"]
+        return sorted(
+            items, key=lambda t: (t["metadata"]["creationTimestamp"], t["metadata"]["name"])
+        )
+
+    def phase(self, train: str) -> str | None:
+        return self.get("train", train).get("status", {}).get("phase")
+
+    def wait_phase(self, train: str, phase: str, timeout: float = 90) -> dict[str, Any]:
+        eventually(
+            lambda: self.phase(train) == phase,
+            timeout=timeout,
+            what=f"train {train} to be {phase} (is {self.phase(train)})",
+        )
+        return self.get("train", train)
+
+    def new_train(self, known: set[str] | None = None, timeout: float = 30) -> str:
+        known = known or set()
+
+        def fresh() -> str | None:
+            names = [t["metadata"]["name"] for t in self.trains()]
+            return next((n for n in names if n not in known), None)
+
+        return str(eventually(fresh, timeout=timeout, what="a train to form"))
+
+    def deployments(self, stage: str, flavor: str) -> list[dict[str, Any]]:
+        namespace = self.staging if stage == "staging" else self.production
+        out = kubectl(
+            "get", "deployments", "-n", namespace, "-l", f"adroit.dev/flavor={flavor}", "-o", "json"
+        )
+        return list(json.loads(out.stdout)["items"])
+
+    def model_version(self, stage: str, flavor: str) -> str | None:
+        versions = [
+            env["value"]
+            for d in self.deployments(stage, flavor)
+            for env in d["spec"]["template"]["spec"]["containers"][0]["env"]
+            if env["name"] == "MODEL_VERSION"
+        ]
+        return versions[0] if len(versions) == 1 else (None if not versions else ",".join(versions))
+
+    def flavor(self, name: str, version: str = "694a577a", **spec: Any) -> dict[str, Any]:
+        from tests.kube import flavor
+
+        manifest = flavor(name, **spec)
+        manifest["metadata"]["namespace"] = self.ns
+        manifest["spec"]["model"]["version"] = version
+        return manifest
+
+
+def window_closing_in(seconds: int) -> dict[str, Any]:
+    """A deploy window, in a zone where it is daytime now, that closes `seconds` from now."""
+    now = datetime.now(UTC)
+    for offset in range(-12, 13):
+        local = now + timedelta(hours=offset)
+        if 2 <= local.hour <= 21:
+            zone = "Etc/GMT" + (f"{-offset:+d}" if offset else "")
+            start = (local - timedelta(hours=1)).strftime("%H:%M:%S")
+            end = (local + timedelta(seconds=seconds)).strftime("%H:%M:%S")
+            return {
+                "timezone": zone,
+                "days": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+                "start": start,
+                "end": end,
+            }
+    raise AssertionError("no zone has daytime now")
+
+
+def frozen_today() -> dict[str, Any]:
+    """A deploy window frozen from yesterday to tomorrow, everywhere."""
+    today = datetime.now(UTC).date()
+    return {
+        "timezone": "UTC",
+        "freezes": [
+            {
+                "start": str(today - timedelta(days=1)),
+                "end": str(today + timedelta(days=1)),
+                "reason": "test freeze",
+            }
+        ],
+    }
+
+
+def operators(tmp: Path, **kwargs: Any) -> Iterator[Operator]:
+    op = Operator(tmp, **kwargs)
+    try:
+        yield op
+    finally:
+        op.cleanup()
