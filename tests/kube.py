@@ -12,7 +12,9 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-NAMESPACE = "adroit"
+# The tests' own control namespace, created and deleted by tests/integration/conftest.py,
+# so that nothing a person keeps in `adroit` is touched.
+NAMESPACE = f"adroit-test-{uuid.uuid4().hex[:6]}"
 # The groups of the test users, for clusters whose kubeconfig has no context
 # per user (kind, a real cluster): there the admin impersonates them.
 GROUPS = {"alice": "adroit:approvers", "carol": "adroit:approvers", "bob": "adroit:developers"}

@@ -1,12 +1,13 @@
 import subprocess
+from collections.abc import Iterator
 
 import pytest
 
-from tests.kube import kubectl
+from tests.kube import NAMESPACE, kubectl
 
 
 @pytest.fixture(scope="session", autouse=True)
-def cluster() -> None:
+def cluster() -> Iterator[None]:
     """The cluster KUBECONFIG points at, with Adroit's CRDs installed (`make install`)."""
     try:
         kubectl("get", "--raw", "/readyz")
@@ -20,3 +21,6 @@ def cluster() -> None:
     crds = kubectl("get", "crd", "flavors.adroit.dev", "trains.adroit.dev", check=False)
     if crds.returncode != 0:
         pytest.fail("Adroit's CRDs are not installed: run `make install`", pytrace=False)
+    kubectl("create", "namespace", NAMESPACE)
+    yield
+    kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)

@@ -2,9 +2,13 @@
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -77,6 +81,8 @@ class Operator:
             self.settings["notifications"] = {"webhookUrl": webhook.url}
         self.path = tmp / f"settings-{suffix}.yaml"
         self.runner: KopfRunner | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = tmp / f"operator-{suffix}.log"
         for name in (self.ns, self.staging, self.production):
             kubectl("create", "namespace", name)
 
@@ -97,8 +103,27 @@ class Operator:
             assert runner.exit_code == 0, runner.output
             assert runner.exception is None, runner.exception
 
+    def spawn(self) -> None:
+        """Run `adroit run` as its own process, as in a cluster, to kill it at will."""
+        self.write_settings()
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "adroit", "run", "--settings", str(self.path)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no last words, like a node that dies."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=30)
+            self.process = None
+
     def cleanup(self) -> None:
         self.stop()
+        self.kill()
         for kind in ("flavors", "trains"):
             names = kubectl("get", kind, "-n", self.ns, "-o", "name", check=False).stdout.split()
             for name in names:
@@ -212,7 +237,9 @@ def frozen_today() -> dict[str, Any]:
     }
 
 
-def operators(tmp: Path, **kwargs: Any) -> Iterator[Operator]:
+@contextmanager
+def own_operator(tmp: Path, **kwargs: Any) -> Iterator[Operator]:
+    """An Operator whose namespaces are deleted afterwards."""
     op = Operator(tmp, **kwargs)
     try:
         yield op

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.kube import apply, delete, flavor, kubectl, unique
+from tests.kube import NAMESPACE, apply, delete, flavor, kubectl, unique
 
 
 def test_a_deployment_in_staging_becomes_available() -> None:
@@ -76,7 +76,7 @@ def test_get_adroit_lists_flavors_and_trains() -> None:
         assert f"flavor.adroit.dev/{name}" in out
         assert "OWNER" in out
         assert "MODEL VERSION" in out
-        short = kubectl("get", "fl", name, user="bob").stdout
+        short = kubectl("get", "fl", name, "-n", NAMESPACE, user="bob").stdout
         assert "694a577a-4e2a-4aee-b81c-90ddc46d063b" in short
         assert (
             "No resources found" in kubectl("get", "tr", "-n", "adroit-staging", user="bob").stderr

@@ -11,7 +11,7 @@ from tests.integration.operator import (
     Operator,
     Webhook,
     frozen_today,
-    operators,
+    own_operator,
     window_closing_in,
 )
 from tests.kube import apply, eventually, kubectl
@@ -26,7 +26,8 @@ def webhook() -> Iterator[Webhook]:
 
 @pytest.fixture
 def op(tmp_path: Path, webhook: Webhook) -> Iterator[Operator]:
-    yield from operators(tmp_path, webhook=webhook)
+    with own_operator(tmp_path, webhook=webhook) as running:
+        yield running
 
 
 def approve(op: Operator, train: str, user: str = "alice") -> None:
@@ -138,7 +139,7 @@ def test_one_train_on_the_tracks_later_changes_board_the_next(op: Operator) -> N
 
 
 def test_broken_staging_is_reverted_and_production_untouched(tmp_path: Path) -> None:
-    for op in operators(tmp_path, timeouts={"stagingTimeout": "15s"}):
+    with own_operator(tmp_path, timeouts={"stagingTimeout": "15s"}) as op:
         op.start()
         apply(op.flavor("ads", version="v1"), user="bob")
         first = op.new_train()
@@ -163,7 +164,7 @@ def test_staging_that_breaks_during_verification_is_rolled_back(tmp_path: Path) 
     pool = f"verify-{int(time.time())}"
     kubectl("label", "node", "kwok-node-0", f"adroit-test/pool={pool}")
     try:
-        for op in operators(tmp_path, timeouts={"verifyFor": "60s"}):
+        with own_operator(tmp_path, timeouts={"verifyFor": "60s"}) as op:
             op.start()
             apply(
                 op.flavor("fragile", version="f1", nodeSelector={"adroit-test/pool": pool}),
@@ -228,7 +229,7 @@ def test_runtime_release_rides_without_approval(op: Operator) -> None:
 
 
 def test_trains_wait_for_the_deploy_window_unless_overridden(tmp_path: Path) -> None:
-    for op in operators(tmp_path, deployWindow=frozen_today()):
+    with own_operator(tmp_path, deployWindow=frozen_today()) as op:
         op.start()
         apply(op.flavor("ads", version="v1"), user="bob")
         train = op.new_train()
@@ -252,7 +253,7 @@ def test_trains_wait_for_the_deploy_window_unless_overridden(tmp_path: Path) -> 
 
 def test_at_window_close_the_train_goes_back_to_the_queue(tmp_path: Path) -> None:
     window = window_closing_in(12)
-    for op in operators(tmp_path, deployWindow=window, timeouts={"verifyFor": "120s"}):
+    with own_operator(tmp_path, deployWindow=window, timeouts={"verifyFor": "120s"}) as op:
         op.start()
         apply(op.flavor("late", version="l1"), user="bob")
         train = op.new_train()

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.kube import REPO, apply, delete, flavor, kubectl, unique
+from tests.kube import NAMESPACE, REPO, apply, delete, flavor, kubectl, unique
 
 SHADOW = {"model": {"version": "c80c6746-9dc7-417a-933d-9ddfc4afe3aa"}, "mirrorPercent": 10}
 
@@ -116,6 +116,7 @@ def test_flavor_name_must_fit_deployment_names(name: str, message: str, cleanup:
 def test_samples_are_accepted(cleanup: list) -> None:
     for path in sorted(Path(REPO, "deploy", "samples").glob("*.yaml")):
         manifest = yaml.safe_load(path.read_text())
+        manifest["metadata"]["namespace"] = NAMESPACE
         cleanup.append(("flavor", manifest["metadata"]["name"]))
         apply(manifest, user="bob")
 
@@ -126,7 +127,9 @@ def test_defaults_are_filled_in(cleanup: list) -> None:
     manifest = flavor(name)
     del manifest["spec"]["instances"]
     apply(manifest, user="bob")
-    spec = yaml.safe_load(kubectl("get", "flavor", name, "-o", "yaml").stdout)["spec"]
+    spec = yaml.safe_load(kubectl("get", "flavor", name, "-n", NAMESPACE, "-o", "yaml").stdout)[
+        "spec"
+    ]
     assert spec["stagingOnly"] is False
     assert spec["instances"] == {
         "memoryPerProcMiB": 1024,
@@ -160,7 +163,7 @@ def _train(name: str, cars: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "apiVersion": "adroit.dev/v1alpha1",
         "kind": "Train",
-        "metadata": {"name": name, "namespace": "adroit"},
+        "metadata": {"name": name, "namespace": NAMESPACE},
         "spec": {"engineer": "bob", "cars": cars},
     }
 
@@ -174,6 +177,8 @@ def test_train_cars_never_change(cleanup: list) -> None:
     other = {**car, "revision": "0badc0de"}
     result = kubectl(
         "patch",
+        "-n",
+        NAMESPACE,
         "train",
         name,
         "--type=merge",

@@ -1,5 +1,6 @@
 """What the operator learns about its cluster at start, to log it plainly."""
 
+import os
 from dataclasses import dataclass
 
 from kubernetes_asyncio import client, config
@@ -11,7 +12,8 @@ async def connect() -> client.ApiClient:
     try:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
-        await config.load_kube_config()
+        # KUBECONFIG as it is now: the client library reads it only once, at import.
+        await config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
     return client.ApiClient()
 
 

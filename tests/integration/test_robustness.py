@@ -1,0 +1,168 @@
+"""The operator can die at any moment, resyncs without writing, and rides out API trouble."""
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+
+from adroit.api.settings import parse_settings
+from adroit.handlers import reconciler
+from adroit.kube.act import patch_status
+from adroit.kube.cluster import connect
+from tests.integration.operator import Operator, own_operator
+from tests.kube import apply, eventually, kubectl
+
+
+@pytest.fixture
+def op(tmp_path: Path) -> Iterator[Operator]:
+    with own_operator(tmp_path, timeouts={"verifyFor": "4s"}) as running:
+        yield running
+
+
+def test_killed_at_every_phase_it_carries_on(op: Operator) -> None:
+    pool = f"restart-{int(time.time())}"
+    label = f"adroit-test/pool={pool}"
+    try:
+        op.spawn()
+        # The pods need a node label that nobody has yet: the train holds in Staging.
+        apply(op.flavor("ads", version="v1", nodeSelector={"adroit-test/pool": pool}), user="bob")
+        train = op.new_train()
+        op.wait_phase(train, "Staging")
+        op.kill()
+        op.spawn()
+        time.sleep(2)
+        kubectl("label", "node", "kwok-node-0", label)
+        op.wait_phase(train, "Verifying")
+        op.kill()
+        op.spawn()
+        op.wait_phase(train, "AwaitingApproval")
+        op.kill()
+        # Without the label, production pods cannot start: the train holds in Promoting.
+        kubectl("label", "node", "kwok-node-0", "adroit-test/pool-")
+        kubectl("annotate", "train", train, "-n", op.ns, "adroit.dev/approved=true", user="alice")
+        op.spawn()
+        op.wait_phase(train, "Promoting")
+        eventually(lambda: op.deployments("production", "ads"), what="a production Deployment")
+        first = op.deployments("production", "ads")[0]["metadata"]
+        op.kill()
+        op.spawn()
+        time.sleep(2)
+        kubectl("label", "node", "kwok-node-0", label)
+        status = op.wait_phase(train, "Deployed")["status"]
+        op.kill()
+        op.spawn()
+        time.sleep(4)
+
+        assert [t["metadata"]["name"] for t in op.trains()] == [train], "no duplicate train"
+        assert [h["phase"] for h in status["history"]] == [
+            "Queued",
+            "Staging",
+            "Verifying",
+            "AwaitingApproval",
+            "Promoting",
+            "Deployed",
+        ]
+        assert status["approval"]["at"], "the approval was kept"
+        production = op.deployments("production", "ads")
+        assert [d["metadata"]["uid"] for d in production] == [first["uid"]], (
+            "one production rollout"
+        )
+        assert production[0]["metadata"]["generation"] == 1
+        assert op.phase(train) == "Deployed"
+    finally:
+        kubectl("label", "node", "kwok-node-0", "adroit-test/pool-", check=False)
+
+
+def test_after_deployed_a_restart_writes_nothing(
+    op: Operator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writes: list[tuple[str, str]] = []
+    original = aiohttp.ClientSession._request
+
+    async def counting(
+        self: aiohttp.ClientSession, method: str, url: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        if method.upper() not in ("GET", "HEAD"):
+            writes.append((method.upper(), str(url)))
+        return await original(self, method, url, *args, **kwargs)
+
+    monkeypatch.setattr(aiohttp.ClientSession, "_request", counting)
+    op.start()
+    apply(op.flavor("ads", version="v1"), user="bob")
+    train = op.new_train()
+    op.wait_phase(train, "AwaitingApproval")
+    kubectl("annotate", "train", train, "-n", op.ns, "adroit.dev/approved=true", user="alice")
+    op.wait_phase(train, "Deployed")
+    time.sleep(2)
+    op.stop()
+    print(f"\nwrites for one train of one flavor: {len(writes)}")
+
+    writes.clear()
+    op.start()
+    time.sleep(6)  # the initial listing plus several poll intervals
+    op.stop()
+    assert writes == []
+
+
+def test_a_conflict_is_reported_not_raised(op: Operator) -> None:
+    train = {
+        "apiVersion": "adroit.dev/v1alpha1",
+        "kind": "Train",
+        "metadata": {"name": "conflicted", "namespace": op.ns},
+        "spec": {"engineer": "bob", "cars": [{"flavor": "a", "remove": True}]},
+    }
+    apply(train)
+    stale = op.get("train", "conflicted")["metadata"]["resourceVersion"]
+    kubectl("annotate", "train", "conflicted", "-n", op.ns, "touched=yes")
+
+    async def attempt(version: str) -> bool:
+        api = await connect()
+        try:
+            return await patch_status(
+                api,
+                "trains",
+                op.ns,
+                "conflicted",
+                version,
+                {},
+                {"phase": "Queued", "reason": "Test"},
+            )
+        finally:
+            await api.close()
+
+    assert asyncio.run(attempt(stale)) is False
+    fresh = op.get("train", "conflicted")["metadata"]["resourceVersion"]
+    assert asyncio.run(attempt(fresh)) is True
+    assert op.get("train", "conflicted")["status"]["reason"] == "Test"
+
+
+def test_an_unreachable_api_server_is_retried_with_backoff(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = yaml.safe_load(kubectl("config", "view", "--raw", "--minify").stdout)
+    config["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
+    broken = tmp_path / "unreachable.kubeconfig"
+    broken.write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("KUBECONFIG", str(broken))
+    settings = parse_settings("runtimes: {sklearn: repo/sklearn:1}\ntimeouts: {pollInterval: 1s}")
+
+    async def run_for(seconds: float) -> bool:
+        task = asyncio.create_task(reconciler.run(settings, asyncio.Event()))
+        await asyncio.sleep(seconds)
+        alive = not task.done()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return alive
+
+    with caplog.at_level(logging.WARNING, logger="adroit.reconciler"):
+        assert asyncio.run(run_for(4.5)), "the loop must survive API errors"
+    retries = [r.getMessage() for r in caplog.records if "API error" in r.getMessage()]
+    assert len(retries) >= 2
+    assert "trying again in 1s" in retries[0]
+    assert "trying again in 2s" in retries[1]
