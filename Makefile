@@ -16,7 +16,7 @@ export KUBECONFIG := $(CURDIR)/.cluster/kubeconfig
 endif
 
 .PHONY: help venv crds check-crds lint typecheck imports unit static cluster-up cluster-down \
-        cluster install run test integration clean
+        cluster install run test integration bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -36,8 +36,8 @@ check-crds: venv ## fail when crds/ is stale
 	adroit crds --out crds --check
 
 lint: venv ## ruff: lint and format
-	ruff check operator tests
-	ruff format --check operator tests
+	ruff check operator tests bench
+	ruff format --check operator tests bench
 
 typecheck: venv ## mypy (strict on adroit.api and adroit.plan)
 	mypy
@@ -74,6 +74,9 @@ test: venv static install ## lint, types, layers, unit and integration tests
 
 integration: venv install ## only the tests against the cluster
 	pytest tests/integration -q
+
+bench: venv install ## time the README's flow and count the operator's API writes
+	python bench/train_flow.py
 
 clean: cluster-down ## stop the cluster, remove the virtualenv and caches
 	rm -rf $(VENV) .cluster .mypy_cache .ruff_cache .pytest_cache .hypothesis

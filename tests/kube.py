@@ -12,6 +12,9 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+# Every phase of a train that goes all the way, in order.
+FULL_RIDE = ["Queued", "Staging", "Verifying", "AwaitingApproval", "Promoting", "Deployed"]
+
 # The tests' own control namespace, created and deleted by tests/integration/conftest.py,
 # so that nothing a person keeps in `adroit` is touched.
 NAMESPACE = f"adroit-test-{uuid.uuid4().hex[:6]}"

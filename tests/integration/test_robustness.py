@@ -16,7 +16,7 @@ from adroit.handlers import reconciler
 from adroit.kube.act import patch_status
 from adroit.kube.cluster import connect
 from tests.integration.operator import Operator, own_operator
-from tests.kube import apply, eventually, kubectl
+from tests.kube import FULL_RIDE, apply, eventually, kubectl
 
 
 @pytest.fixture
@@ -60,14 +60,7 @@ def test_killed_at_every_phase_it_carries_on(op: Operator) -> None:
         time.sleep(4)
 
         assert [t["metadata"]["name"] for t in op.trains()] == [train], "no duplicate train"
-        assert [h["phase"] for h in status["history"]] == [
-            "Queued",
-            "Staging",
-            "Verifying",
-            "AwaitingApproval",
-            "Promoting",
-            "Deployed",
-        ]
+        assert [h["phase"] for h in status["history"]] == FULL_RIDE
         assert status["approval"]["at"], "the approval was kept"
         production = op.deployments("production", "ads")
         assert [d["metadata"]["uid"] for d in production] == [first["uid"]], (

@@ -14,7 +14,7 @@ from tests.integration.operator import (
     own_operator,
     window_closing_in,
 )
-from tests.kube import apply, eventually, kubectl
+from tests.kube import FULL_RIDE, apply, eventually, kubectl
 
 
 @pytest.fixture
@@ -83,14 +83,7 @@ def test_readme_flow_from_apply_to_deployed(op: Operator, webhook: Webhook) -> N
     assert pdb["spec"]["maxUnavailable"] == 1
 
     status = op.get("train", train)["status"]
-    assert [h["phase"] for h in status["history"]] == [
-        "Queued",
-        "Staging",
-        "Verifying",
-        "AwaitingApproval",
-        "Promoting",
-        "Deployed",
-    ]
+    assert [h["phase"] for h in status["history"]] == FULL_RIDE
     assert status["cars"] == [
         {"flavor": "ads-pctr-v5", "staging": "Verified", "production": "Deployed"}
     ]

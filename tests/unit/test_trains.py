@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from adroit.api.train import CarState, Phase, TrainSpec
 from adroit.plan.render import Stage
+from tests.kube import FULL_RIDE
 from tests.unit.sim import ALWAYS_OPEN, Sim, settings, spec
 
 
@@ -35,14 +36,7 @@ def test_a_flavor_change_rides_a_train_to_production() -> None:
 
     sim.approve(train, by="carol")
     sim.run(10)
-    assert phases(sim, train) == [
-        "Queued",
-        "Staging",
-        "Verifying",
-        "AwaitingApproval",
-        "Promoting",
-        "Deployed",
-    ]
+    assert phases(sim, train) == FULL_RIDE
     assert sim.running(Stage.PRODUCTION, "ads") == "v1"
     status = sim.trains[train].status
     assert status.approval is not None
