@@ -39,7 +39,9 @@ def kubectl(
         if user in _contexts():
             command += ["--context", user]
         else:
-            command += ["--as", user, "--as-group", GROUPS[user]]
+            command += ["--as", user]
+            if user in GROUPS:
+                command += ["--as-group", GROUPS[user]]
     command += list(args)
     result = subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=120)
     if check and result.returncode != 0:

@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +21,12 @@ from kopf.testing import KopfRunner
 from tests.kube import eventually, kubectl
 
 IMAGE = "registry.local/adroit/serving-sklearn:2022.10"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class Webhook:
@@ -75,6 +82,7 @@ class Operator:
             "timeouts": timeouts,
             "runtimes": {"scikit-learn-2022-10": IMAGE},
             "defaultRuntime": "scikit-learn-2022-10",
+            "admission": {"port": free_port()},
             **settings,
         }
         if webhook is not None:
@@ -95,6 +103,16 @@ class Operator:
         args = ["run", "--standalone", "--namespace", self.ns, "-m", "adroit.handlers"]
         self.runner = KopfRunner(args, timeout=60)
         self.runner.__enter__()
+        self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Ready when its admission webhook is published (Flavor writes do not wait for it)."""
+        if self.settings.get("admission", {}).get("enabled", True):
+            hook = f"mutatingwebhookconfiguration/adroit-{self.ns}"
+            eventually(
+                lambda: kubectl("get", hook, check=False).returncode == 0,
+                what="the admission webhook",
+            )
 
     def stop(self) -> None:
         if self.runner is not None:
@@ -103,15 +121,19 @@ class Operator:
             assert runner.exit_code == 0, runner.output
             assert runner.exception is None, runner.exception
 
-    def spawn(self) -> None:
+    def spawn(self, kubeconfig: Path | None = None) -> None:
         """Run `adroit run` as its own process, as in a cluster, to kill it at will."""
         self.write_settings()
+        env = dict(os.environ)
+        if kubeconfig is not None:
+            env["KUBECONFIG"] = str(kubeconfig)
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "adroit", "run", "--settings", str(self.path)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env=env,
             )
 
     def kill(self) -> None:
@@ -146,6 +168,8 @@ class Operator:
             "--wait=false",
             check=False,
         )
+        hook = f"mutatingwebhookconfiguration/adroit-{self.ns}"
+        kubectl("delete", hook, "--ignore-not-found", check=False)
 
     # --- looking at it ---------------------------------------------------
 

@@ -15,6 +15,16 @@ APPROVED: Final = "adroit.dev/approved"
 ABORT: Final = "adroit.dev/abort"
 OVERRIDE_WINDOW: Final = "adroit.dev/override-window"
 
+# Signed records the admission webhook writes beside each guarded annotation,
+# and who made a change or created a train.
+RECORDS: Final = {
+    APPROVED: "adroit.dev/approved-record",
+    OVERRIDE_WINDOW: "adroit.dev/override-window-record",
+    ABORT: "adroit.dev/abort-record",
+}
+CHANGED_BY: Final = "adroit.dev/changed-by"
+CREATED_BY: Final = "adroit.dev/created-by"
+
 # Labels on everything the operator creates.
 MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE: Final = "adroit"

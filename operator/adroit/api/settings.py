@@ -176,6 +176,30 @@ class ApprovalPolicy(Section):
     signing_key_secret: str = Field(default="adroit-approval-key", pattern=DNS_LABEL)
 
 
+class ServiceRef(Section):
+    name: str = Field(pattern=DNS_LABEL, max_length=63)
+    namespace: str = Field(pattern=DNS_LABEL, max_length=63)
+    port: int = Field(default=443, ge=1, le=65535)
+
+
+class Admission(Section):
+    """The operator's admission webhook: who approves, who changed a Flavor."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Off: any adroit.dev/approved=true approves, and nobody is recorded. "
+        "Only for clusters without a way for the API server to reach the operator.",
+    )
+    listen: str = Field(default="127.0.0.1", description="Address the webhook server binds.")
+    port: int = Field(default=9443, ge=1, le=65535)
+    host: str | None = Field(
+        default=None, description="How the API server reaches it; the listen address if left out."
+    )
+    service: ServiceRef | None = Field(
+        default=None, description="In a cluster: the Service in front of the operator's webhook."
+    )
+
+
 class Settings(Section):
     namespaces: Namespaces = Field(default_factory=Namespaces)
     deploy_window: DeployWindow = Field(default_factory=DeployWindow)
@@ -187,6 +211,7 @@ class Settings(Section):
     traffic: Traffic = Field(default_factory=Traffic)
     notifications: Notifications = Field(default_factory=Notifications)
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
+    admission: Admission = Field(default_factory=Admission)
 
     @field_validator("runtimes")
     @classmethod

@@ -3,6 +3,6 @@
 Importing this package registers the handlers with kopf.
 """
 
-from adroit.handlers import reconciler, startup
+from adroit.handlers import admission, reconciler, startup
 
-__all__ = ["reconciler", "startup"]
+__all__ = ["admission", "reconciler", "startup"]

@@ -26,14 +26,15 @@ log = logging.getLogger("adroit.reconciler")
 MAX_BACKOFF = 30.0
 
 
-async def run(settings: Settings, wakeup: asyncio.Event) -> None:
+async def run(settings: Settings, wakeup: asyncio.Event, key: bytes | None = None) -> None:
+    """Reconcile until cancelled. `key` verifies signed approvals (None: the webhook is off)."""
     api = await connect()
     backoff = 0.0
     try:
         while True:
             wakeup.clear()
             try:
-                world = await read_world(api, settings, dt.datetime.now(dt.UTC))
+                world = await read_world(api, settings, dt.datetime.now(dt.UTC), key)
                 plan = reconcile(world, settings)
                 await carry_out(api, plan, world, settings)
                 backoff = 0.0
@@ -55,7 +56,10 @@ async def run(settings: Settings, wakeup: asyncio.Event) -> None:
 def start(memo: kopf.Memo) -> None:
     """Start the loop; called at the end of the operator's startup, once settings are loaded."""
     memo.wakeup = asyncio.Event()
-    memo.reconciler = asyncio.create_task(run(memo.settings, memo.wakeup), name="adroit-reconciler")
+    key = memo.secrets.signing_key if getattr(memo, "secrets", None) else None
+    memo.reconciler = asyncio.create_task(
+        run(memo.settings, memo.wakeup, key), name="adroit-reconciler"
+    )
 
 
 @kopf.on.cleanup()

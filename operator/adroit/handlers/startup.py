@@ -10,6 +10,8 @@ import kopf
 from adroit.api.settings import Settings, parse_settings
 from adroit.handlers import reconciler
 from adroit.kube.cluster import connect, describe_cluster
+from adroit.kube.secrets import operator_secrets
+from adroit.kube.webhooks import WebhookServer, hosts_for
 
 SETTINGS_ENV = "ADROIT_SETTINGS"
 
@@ -42,7 +44,11 @@ async def configure(
     settings.posting.level = logging.WARNING
     # Every watch event only wakes the reconciler: not worth a line each.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # one line per admission call
     settings.watching.server_timeout = 300
+    # One exact control namespace: nothing to discover by listing namespaces or CRDs,
+    # which a least-privilege identity may not do.
+    settings.scanning.disabled = True
     settings.networking.error_backoffs = [1, 2, 5, 10, 20]
 
     if getattr(memo, "settings", None) is None:
@@ -65,5 +71,20 @@ async def configure(
     for missing in facts.missing_namespaces:
         logger.warning(
             "namespace %r does not exist yet: create it before a train needs it", missing
+        )
+    memo.secrets = None
+    if ours.admission.enabled:
+        api = await connect()
+        try:
+            memo.secrets = await operator_secrets(
+                api, ns.control, ours.approval.signing_key_secret, hosts_for(ours.admission)
+            )
+        finally:
+            await api.close()
+        settings.admission.server = WebhookServer(ours.admission, ns.control, memo.secrets)
+    else:
+        logger.warning(
+            "the admission webhook is off: any adroit.dev/approved=true approves, "
+            "and nobody is recorded"
         )
     reconciler.start(memo)

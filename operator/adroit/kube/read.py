@@ -13,6 +13,7 @@ from adroit.api.flavor import FlavorSpec, FlavorStatus
 from adroit.api.settings import Settings
 from adroit.api.train import TrainSpec, TrainStatus
 from adroit.plan import render
+from adroit.plan.approvals import Stamp, verify
 from adroit.plan.world import (
     ApprovalMark,
     FlavorView,
@@ -25,7 +26,7 @@ from adroit.plan.world import (
 
 log = logging.getLogger("adroit.read")
 MANAGED = f"{names.MANAGED_BY}={names.MANAGED_BY_VALUE}"
-CHANGED_BY = "adroit.dev/changed-by"
+CHANGED_BY = names.CHANGED_BY
 
 
 async def _json(call: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -65,14 +66,51 @@ async def read_flavors(api: client.ApiClient, namespace: str) -> dict[str, Flavo
     return flavors
 
 
-def approval_of(annotations: dict[str, str]) -> ApprovalMark | None:
-    """The approval a train carries. Only the exact value "true" approves."""
-    if annotations.get(names.APPROVED) != "true":
+def _stamp(
+    annotations: dict[str, str],
+    key: str,
+    signing_key: bytes | None,
+    namespace: str,
+    name: str,
+    uid: str,
+) -> tuple[Stamp | None, str | None]:
+    """The valid signed record of a guarded annotation, or why there is none."""
+    value = annotations.get(key)
+    if value is None:
+        return None, None
+    if value != "true":
+        return None, f'{key} is "{value}", not "true": ignored'
+    if signing_key is None:  # the webhook is off: the annotation alone counts
+        return Stamp(key, namespace, name, uid, "", (), datetime.min), None
+    stamp = verify(
+        annotations.get(names.RECORDS[key]),
+        signing_key,
+        annotation=key,
+        namespace=namespace,
+        train=name,
+        uid=uid,
+    )
+    if stamp is None:
+        return None, (
+            f"{key}=true carries no valid signed record: it was written past the "
+            f"admission webhook and is not honoured. Remove it and set it again: "
+            f"kubectl annotate train {name} {key}- && "
+            f"kubectl annotate train {name} {key}=true"
+        )
+    return stamp, None
+
+
+def _mark(stamp: Stamp | None) -> ApprovalMark | None:
+    if stamp is None:
         return None
-    return ApprovalMark(by=None)
+    if not stamp.user:  # the webhook is off: nobody is known
+        return ApprovalMark(by=None)
+    return ApprovalMark(by=stamp.user, groups=stamp.groups, at=stamp.at)
 
 
-async def read_trains(api: client.ApiClient, namespace: str) -> list[TrainView]:
+async def read_trains(
+    api: client.ApiClient, namespace: str, signing_key: bytes | None = None
+) -> list[TrainView]:
     custom = client.CustomObjectsApi(api)
     data = await _json(
         custom.list_namespaced_custom_object, names.GROUP, names.VERSION, namespace, "trains"
@@ -86,6 +124,10 @@ async def read_trains(api: client.ApiClient, namespace: str) -> list[TrainView]:
         except ValidationError as error:
             log.error("Train %s cannot be read (%s); leaving it alone", meta["name"], error)
             continue
+        args = (meta["namespace"], meta["name"], meta["uid"])
+        approved, approval_problem = _stamp(annotations, names.APPROVED, signing_key, *args)
+        override, override_problem = _stamp(annotations, names.OVERRIDE_WINDOW, signing_key, *args)
+        aborted, _ = _stamp(annotations, names.ABORT, signing_key, *args)
         trains.append(
             TrainView(
                 name=meta["name"],
@@ -93,9 +135,12 @@ async def read_trains(api: client.ApiClient, namespace: str) -> list[TrainView]:
                 spec=spec,
                 status=TrainStatus.model_validate(item.get("status") or {}),
                 generation=int(meta.get("generation", 1)),
-                approval=approval_of(annotations),
+                approval=_mark(approved),
+                approval_problem=approval_problem,
                 abort=annotations.get(names.ABORT) == "true",
-                override_window=annotations.get(names.OVERRIDE_WINDOW) == "true",
+                abort_by=(aborted.user or None) if aborted else None,
+                override_window=override is not None,
+                override_problem=override_problem,
                 resource_version=meta["resourceVersion"],
                 uid=meta["uid"],
             )
@@ -193,12 +238,14 @@ async def read_stage(api: client.ApiClient, namespace: str) -> StageWorld:
     return StageWorld(namespace, tuple(workload_of(d, pods) for d in deployments), tuple(others))
 
 
-async def read_world(api: client.ApiClient, settings: Settings, now: datetime) -> World:
+async def read_world(
+    api: client.ApiClient, settings: Settings, now: datetime, signing_key: bytes | None = None
+) -> World:
     ns = settings.namespaces
     return World(
         now=now,
         flavors=await read_flavors(api, ns.control),
-        trains=tuple(await read_trains(api, ns.control)),
+        trains=tuple(await read_trains(api, ns.control, signing_key)),
         staging=await read_stage(api, ns.staging),
         production=await read_stage(api, ns.production),
     )

@@ -243,6 +243,9 @@ class _Machine:
             self.wait("WaitingInQueue", f"behind train {self.ahead}, which was created first")
         elif not self.window_open():
             state = window_state(self.settings.deploy_window, self.now)
+            if self.view.override_problem:
+                self.wait("OverrideNotVerified", self.view.override_problem, state.opens_at)
+                return
             self.wait(
                 "OutsideDeployWindow",
                 f"{state.why_closed}; departs when the window opens at "
@@ -369,6 +372,9 @@ class _Machine:
         ):
             return
         mark = self.view.approval
+        if mark is None and self.view.approval_problem:
+            self.wait("ApprovalNotVerified", self.view.approval_problem)
+            return
         if mark is None:
             self.wait(
                 "WaitingForApproval",
@@ -452,6 +458,8 @@ class _Machine:
         approval = self.status.approval
         if approval is not None:
             approved = (True, "Approved", f"approved by {approval.by or 'an unverified user'}")
+        elif self.view.approval_problem:
+            approved = (False, "ApprovalNotVerified", self.view.approval_problem)
         elif not needs_approval(self.view.spec):
             approved = (False, "NotRequired", "this train needs no approval")
         else:

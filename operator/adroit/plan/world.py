@@ -92,6 +92,8 @@ class TrainView:
     abort_by: str | None = None  # set when the abort annotation is there
     abort: bool = False
     override_window: bool = False
+    approval_problem: str | None = None  # why an approval annotation is not honoured
+    override_problem: str | None = None
     resource_version: str = ""
     uid: str = ""
 

@@ -1,0 +1,112 @@
+"""The admission webhook's handlers: stamp who changed a Flavor; check and sign approvals.
+
+The API server sends only the writes that touch what these handlers guard
+(see adroit.plan.webhooks). A refusal is an AdmissionError: kubectl shows its
+message to the person.
+"""
+
+import datetime as dt
+from typing import Any
+
+import kopf
+
+from adroit.api import names
+from adroit.api.settings import Settings
+from adroit.api.train import Phase, TrainSpec
+from adroit.kube.access import may_approve
+from adroit.kube.cluster import connect
+from adroit.plan.approvals import GUARDED, STAMPED, Request, Stamp, refusal, sign
+
+FORBIDDEN = 403
+
+
+def _annotations(obj: Any) -> dict[str, str]:
+    return dict(((obj or {}).get("metadata") or {}).get("annotations") or {})
+
+
+def _set(patch: kopf.Patch, key: str, value: str | None) -> None:
+    patch.setdefault("metadata", {}).setdefault("annotations", {})[key] = value
+
+
+@kopf.on.mutate(names.GROUP, names.VERSION, "flavors", id="flavors")  # type: ignore[arg-type]
+async def stamp_flavor_author(
+    body: kopf.Body, old: Any, userinfo: dict[str, Any], operation: str, patch: kopf.Patch, **_: Any
+) -> None:
+    """Whoever changes a Flavor's spec is its author; nobody else may claim it."""
+    user = userinfo.get("username", "")
+    previous = _annotations(old).get(names.CHANGED_BY)
+    spec_changed = operation == "CREATE" or (old or {}).get("spec") != body.get("spec")
+    wanted = user if spec_changed else previous
+    if _annotations(body).get(names.CHANGED_BY) != wanted:
+        _set(patch, names.CHANGED_BY, wanted)
+
+
+@kopf.on.mutate(names.GROUP, names.VERSION, "trains", id="trains")  # type: ignore[arg-type]
+async def check_and_sign(
+    body: kopf.Body,
+    old: Any,
+    userinfo: dict[str, Any],
+    operation: str,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    settings: Settings = memo.settings
+    user = userinfo.get("username", "")
+    groups = list(userinfo.get("groups") or [])
+    new, before = _annotations(body), _annotations(old)
+    meta = body.get("metadata") or {}
+    name, namespace = meta.get("name", ""), meta.get("namespace", "")
+    created_by = before.get(names.CREATED_BY) if operation == "UPDATE" else user
+    if new.get(names.CREATED_BY) != created_by:
+        _set(patch, names.CREATED_BY, created_by)
+    phase_text = ((old or body).get("status") or {}).get("phase")
+    phase = Phase(phase_text) if phase_text else None
+    spec = TrainSpec.model_validate(body.get("spec") or {})
+
+    for key in STAMPED:
+        record = names.RECORDS[key]
+        if new.get(key) == before.get(key):
+            if new.get(record) != before.get(record):
+                _set(patch, record, before.get(record))  # records are the webhook's alone
+            continue
+        if operation == "CREATE":
+            raise kopf.AdmissionError(
+                f"{key} cannot be set when a train is created: create it, then annotate it",
+                code=FORBIDDEN,
+            )
+        allowed = True
+        if key in GUARDED and new.get(key) == "true":
+            api = await connect()
+            try:
+                allowed = await may_approve(api, user, groups, userinfo.get("uid"), namespace, name)
+            finally:
+                await api.close()
+        why = refusal(
+            Request(
+                annotation=key,
+                value=new.get(key),
+                user=user,
+                train=name,
+                phase=phase,
+                spec=spec,
+                created_by=created_by,
+                may_approve=allowed,
+                separation_of_duties=settings.approval.separation_of_duties,
+            )
+        )
+        if why is not None:
+            raise kopf.AdmissionError(why, code=FORBIDDEN)
+        if new.get(key) is None:
+            _set(patch, record, None)
+            continue
+        stamp = Stamp(
+            key,
+            namespace,
+            name,
+            meta.get("uid", ""),
+            user,
+            tuple(groups),
+            dt.datetime.now(dt.UTC).replace(microsecond=0),
+        )
+        _set(patch, record, sign(stamp, memo.secrets.signing_key))
