@@ -35,7 +35,10 @@ def test_operator_records_what_it_saw_of_a_flavor(op: Operator) -> None:
     conditions = {c["type"]: c for c in first["conditions"]}
     assert conditions["PendingChanges"]["status"] == "True"
     assert conditions["InProduction"]["status"] == "False"
-    assert op.get("flavor", "seen")["metadata"]["finalizers"] == ["adroit.dev/finalizer"]
+    eventually(
+        lambda: op.get("flavor", "seen")["metadata"].get("finalizers") == ["adroit.dev/finalizer"],
+        what="the finalizer that holds a flavor until production no longer runs it",
+    )
 
     apply(op.flavor("seen", version="second"), user="bob")
     second = eventually(lambda: status(2), what="observedGeneration 2")

@@ -286,7 +286,7 @@ def test_deleting_a_flavor_takes_it_out_of_production_through_a_train(op: Operat
     )
     removal = op.new_train({first})
     car = op.get("train", removal)["spec"]["cars"][0]
-    assert car == {"flavor": "retired", "remove": True}
+    assert car == {"flavor": "retired", "remove": True, "author": "bob"}
     op.wait_phase(removal, "AwaitingApproval")
     assert op.get("flavor", "retired")["metadata"]["deletionTimestamp"], "held by the finalizer"
     assert len(op.deployments("production", "retired")) == 1
