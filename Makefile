@@ -75,8 +75,9 @@ test: venv static install ## lint, types, layers, unit and integration tests
 integration: venv install ## only the tests against the cluster
 	pytest tests/integration -q
 
-bench: venv install ## time the README's flow and count the operator's API writes
+bench: venv install ## time the README's flow, count API writes, measure the webhook's latency
 	python bench/train_flow.py
+	python bench/webhook_latency.py
 
 clean: cluster-down ## stop the cluster, remove the virtualenv and caches
 	rm -rf $(VENV) .cluster .mypy_cache .ruff_cache .pytest_cache .hypothesis
