@@ -193,6 +193,10 @@ log "creating namespaces, fake nodes and user roles"
 for manifest in "$repo/deploy/namespaces.yaml" "$repo/deploy/rbac/user-roles.yaml" "$here/local.yaml"; do
   k apply --server-side --field-manager=adroit-local -f "$manifest" >/dev/null
 done
+log "installing the Gateway API and Istio CRDs"
+for manifest in $("$here/router-crds.sh"); do
+  k apply --server-side --force-conflicts --field-manager=adroit-local -f "$manifest" >/dev/null
+done
 wait_for kwok 60 k wait --for=condition=Ready node --all --timeout=1s
 # Pods can be created once the service account controller has made `default`.
 wait_for kube-controller-manager 60 k -n adroit-staging get serviceaccount default

@@ -13,10 +13,11 @@ from adroit.api.flavor import FlavorSpec, FlavorStatus
 from adroit.api.settings import Settings, parse_settings
 from adroit.api.train import ON_THE_TRACKS, Phase, TrainSpec, TrainStatus
 from adroit.kube.read import workload_of
+from adroit.plan.quantity import mebibytes
 from adroit.plan.reconcile import Plan, reconcile
 from adroit.plan.render import DEPLOYMENT_LABEL, Stage
 from adroit.plan.trains import Notice
-from adroit.plan.world import ApprovalMark, FlavorView, Managed, StageWorld, TrainView, World
+from adroit.plan.world import ApprovalMark, FlavorView, Managed, Quota, StageWorld, TrainView, World
 from tests.kube import flavor
 
 ALWAYS_OPEN = """
@@ -40,6 +41,7 @@ def spec(version: str = "v1", **changes: Any) -> FlavorSpec:
 class Sim:
     def __init__(self, config: Settings | None = None, now: datetime = MONDAY_NOON) -> None:
         self.settings = config or settings()
+        self.quota: Quota | None = None
         self.now = now
         self.flavors: dict[str, FlavorView] = {}
         self.trains: dict[str, TrainView] = {}
@@ -113,9 +115,23 @@ class Sim:
                         meta["labels"]["adroit.dev/flavor"],
                         meta["annotations"]["adroit.dev/applied-hash"],
                         target if kind == "Service" else None,
+                        body={"kind": kind, "spec": manifest["spec"]},
                     )
                 )
-        return StageWorld(ns, tuple(workloads), tuple(others))
+        quota = self.quota if stage is Stage.PRODUCTION else None
+        if quota is not None:  # what runs uses the quota, as Kubernetes counts it
+            used = sum(
+                mebibytes(
+                    m["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"][
+                        "memory"
+                    ]
+                )
+                * m["spec"]["replicas"]
+                for (kind, _), m in self.objects[stage].items()
+                if kind == "Deployment"
+            )
+            quota = Quota(quota.hard_mib, used)
+        return StageWorld(ns, tuple(workloads), tuple(others), quota)
 
     def world(self) -> World:
         return World(

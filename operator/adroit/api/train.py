@@ -79,6 +79,11 @@ class Car(Resource):
         description="The serving image the car runs: the runtime's image in the settings' "
         "catalog when the train formed.",
     )
+    shadow_image: str | None = Field(
+        default=None,
+        max_length=512,
+        description="The serving image of the car's shadow, when it has one.",
+    )
     author: str | None = Field(
         default=None, max_length=253, description="Who made the change this car carries."
     )

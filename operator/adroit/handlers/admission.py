@@ -16,6 +16,7 @@ from adroit.api.train import Phase, TrainSpec
 from adroit.kube.access import may_approve
 from adroit.kube.cluster import connect
 from adroit.plan.approvals import GUARDED, STAMPED, Request, Stamp, refusal, sign
+from adroit.plan.routes import shadow_refusal
 
 FORBIDDEN = 403
 
@@ -30,12 +31,25 @@ def _set(patch: kopf.Patch, key: str, value: str | None) -> None:
 
 @kopf.on.mutate(names.GROUP, names.VERSION, "flavors", id="flavors")  # type: ignore[arg-type]
 async def stamp_flavor_author(
-    body: kopf.Body, old: Any, userinfo: dict[str, Any], operation: str, patch: kopf.Patch, **_: Any
+    body: kopf.Body,
+    old: Any,
+    userinfo: dict[str, Any],
+    operation: str,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
-    """Whoever changes a Flavor's spec is its author; nobody else may claim it."""
+    """Whoever changes a Flavor's spec is its author; nobody else may claim it.
+
+    Also the runbook rules that depend on the settings, which CRD rules cannot see.
+    """
     user = userinfo.get("username", "")
     previous = _annotations(old).get(names.CHANGED_BY)
     spec_changed = operation == "CREATE" or (old or {}).get("spec") != body.get("spec")
+    if spec_changed:
+        why = shadow_refusal((body.get("spec") or {}).get("shadow"), memo.settings.traffic)
+        if why is not None:
+            raise kopf.AdmissionError(why, code=FORBIDDEN)
     wanted = user if spec_changed else previous
     if _annotations(body).get(names.CHANGED_BY) != wanted:
         _set(patch, names.CHANGED_BY, wanted)

@@ -16,6 +16,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from adroit.api import names
 from adroit.api.settings import Settings
 from adroit.kube.notify import notify
+from adroit.kube.read import ROUTES
 from adroit.plan.converge import Removal
 from adroit.plan.reconcile import Plan
 from adroit.plan.render import Manifest
@@ -45,9 +46,27 @@ def merge_patch(current: Any, desired: Any) -> Any:
     return patch or None
 
 
+ROUTE_KINDS = {k: (g, v, p) for g, v, p, k in ROUTES}
+
+
 async def apply(api: client.ApiClient, manifest: Manifest) -> None:
     kind, meta = manifest["kind"], manifest["metadata"]
     name, ns = meta["name"], meta["namespace"]
+    if kind in ROUTE_KINDS:
+        group, version, plural = ROUTE_KINDS[kind]
+        await client.CustomObjectsApi(api).patch_namespaced_custom_object(
+            group,
+            version,
+            ns,
+            plural,
+            name,
+            manifest,
+            field_manager=names.FIELD_MANAGER,
+            force=True,
+            **APPLY,
+        )
+        log.info("applied %s %s/%s", kind, ns, name)
+        return
     call = {
         "Deployment": client.AppsV1Api(api).patch_namespaced_deployment,
         "Service": client.CoreV1Api(api).patch_namespaced_service,
@@ -58,6 +77,16 @@ async def apply(api: client.ApiClient, manifest: Manifest) -> None:
 
 
 async def remove(api: client.ApiClient, removal: Removal) -> None:
+    if removal.kind in ROUTE_KINDS:
+        group, version, plural = ROUTE_KINDS[removal.kind]
+        try:
+            await client.CustomObjectsApi(api).delete_namespaced_custom_object(
+                group, version, removal.namespace, plural, removal.name
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+        return
     call = {
         "Deployment": client.AppsV1Api(api).delete_namespaced_deployment,
         "Service": client.CoreV1Api(api).delete_namespaced_service,

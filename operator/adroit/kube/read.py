@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from adroit.api import names
@@ -14,10 +15,12 @@ from adroit.api.settings import Settings
 from adroit.api.train import TrainSpec, TrainStatus
 from adroit.plan import render
 from adroit.plan.approvals import Stamp, verify
+from adroit.plan.quantity import mebibytes
 from adroit.plan.world import (
     ApprovalMark,
     FlavorView,
     Managed,
+    Quota,
     StageWorld,
     TrainView,
     Workload,
@@ -26,6 +29,10 @@ from adroit.plan.world import (
 
 log = logging.getLogger("adroit.read")
 MANAGED = f"{names.MANAGED_BY}={names.MANAGED_BY_VALUE}"
+ROUTES = (
+    ("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute"),
+    ("networking.istio.io", "v1", "virtualservices", "VirtualService"),
+)
 CHANGED_BY = names.CHANGED_BY
 
 
@@ -216,6 +223,7 @@ async def read_stage(api: client.ApiClient, namespace: str) -> StageWorld:
     budgets = (
         await _json(policy.list_namespaced_pod_disruption_budget, namespace, label_selector=MANAGED)
     )["items"]
+    routed: list[Managed] = []
     pods: list[dict[str, Any]] = []
     if any(not workload_of(d, []).available for d in deployments):
         pods = (await _json(core.list_namespaced_pod, namespace, label_selector=MANAGED))["items"]
@@ -230,12 +238,57 @@ async def read_stage(api: client.ApiClient, namespace: str) -> StageWorld:
             target,
         )
 
+    for group, version, plural, kind in ROUTES:
+        try:
+            routes = (
+                await _json(
+                    client.CustomObjectsApi(api).list_namespaced_custom_object,
+                    group,
+                    version,
+                    namespace,
+                    plural,
+                    label_selector=MANAGED,
+                )
+            )["items"]
+        except ApiException as error:
+            if error.status != 404:  # the router's CRDs are not installed
+                raise
+            routes = []
+        for route in routes:
+            meta = route["metadata"]
+            routed.append(
+                Managed(
+                    kind,
+                    meta["name"],
+                    meta["labels"].get(names.FLAVOR_LABEL, ""),
+                    (meta.get("annotations") or {}).get(render.APPLIED, ""),
+                    body={"kind": kind, "spec": route.get("spec") or {}},
+                )
+            )
+    quotas = (await _json(core.list_namespaced_resource_quota, namespace))["items"]
     others = [
         managed("Service", s, (s["spec"].get("selector") or {}).get(render.DEPLOYMENT_LABEL))
         for s in services
     ]
     others += [managed("PodDisruptionBudget", b) for b in budgets]
-    return StageWorld(namespace, tuple(workload_of(d, pods) for d in deployments), tuple(others))
+    others += routed
+    return StageWorld(
+        namespace, tuple(workload_of(d, pods) for d in deployments), tuple(others), quota_of(quotas)
+    )
+
+
+def quota_of(quotas: list[dict[str, Any]]) -> Quota | None:
+    """The tightest memory quota of a namespace (requests.memory, limits.memory or memory)."""
+    tightest: Quota | None = None
+    for quota in quotas:
+        status = quota.get("status") or {}
+        hard, used = status.get("hard") or {}, status.get("used") or {}
+        for key in ("requests.memory", "memory", "limits.memory"):
+            if key in hard:
+                found = Quota(mebibytes(hard[key]), mebibytes(used.get(key, "0")))
+                if tightest is None or found.free_mib < tightest.free_mib:
+                    tightest = found
+    return tightest
 
 
 async def read_world(

@@ -3,10 +3,12 @@
 from datetime import datetime
 
 from adroit.api.conditions import ConditionStatus
-from adroit.api.flavor import FlavorStatus, ProductionStatus, StageStatus
+from adroit.api.flavor import FlavorStatus, ProductionStatus, StageStatus, TrafficSplit
 from adroit.api.train import FINISHED, Phase
 from adroit.plan.conditions import set_condition
+from adroit.plan.render import shadow_view
 from adroit.plan.revision import flavor_revision
+from adroit.plan.routes import applied_split
 from adroit.plan.world import FlavorView, StageWorld, TrainView
 
 
@@ -20,6 +22,27 @@ def stage_status(world: StageWorld, flavor: str) -> dict[str, object] | None:
         "ready_containers": routed.ready_replicas,
         "wanted_containers": routed.replicas,
         "train": routed.release.train,
+    }
+
+
+def traffic_status(world: StageWorld, flavor: str) -> dict[str, object] | None:
+    """The split the flavor's route actually carries in production, if it has a route."""
+    routed = world.routed(flavor)
+    workloads, others = world.of(flavor)
+    route = next((o for o in others if o.kind in ("HTTPRoute", "VirtualService")), None)
+    if routed is None or routed.release is None or route is None or route.body is None:
+        return None
+    shadow = next((w for w in workloads if w.role == "shadow"), None)
+    split = applied_split(route.body, routed.name, shadow.name if shadow else None)
+    if split is None:
+        return None
+    view = shadow_view(routed.release)
+    return {
+        "primary_percent": split.primary,
+        "shadow_percent": split.shadow,
+        "mirror_percent": split.mirror,
+        "shadow_model_version": view.spec.model.version if view and shadow else None,
+        "shadow_is_primary": split.shadow == 100,
     }
 
 
@@ -98,6 +121,10 @@ def flavor_status(
         )
     conditions = set_condition(conditions, "Ready", *ready, now=now, generation=gen)
 
+    if produced is not None:
+        traffic = traffic_status(production, view.name)
+        if traffic is not None:
+            produced["traffic"] = TrafficSplit.model_validate(traffic)
     return view.status.model_copy(
         update={
             "observed_generation": gen,

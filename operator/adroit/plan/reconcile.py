@@ -79,7 +79,7 @@ def _plan_for(release: Release | None, stage: Stage, settings: Settings) -> Stag
     if release is None:
         return None
     ns = settings.namespaces.staging if stage is Stage.STAGING else settings.namespaces.production
-    return render_stage(release, stage, ns)
+    return render_stage(release, stage, ns, settings.traffic if stage is Stage.PRODUCTION else None)
 
 
 def staging_target(
@@ -147,10 +147,13 @@ def form_train(trains: list[TrainView], world: World, settings: Settings) -> dic
         routed = home.routed(name)
         running = routed.release if routed else None
         probe = Car(flavor=name, revision=revision, spec=view.spec)
+        image: str | None
+        shadow_image: str | None
         try:
             image = image_for(probe, settings)
+            shadow_image = car_release(probe, "", settings).shadow_image  # type: ignore[union-attr]
         except CarError:
-            image = None
+            image = shadow_image = None
         if running is None or running.revision != revision:
             if (name, revision, None) not in carried:
                 since = next(
@@ -162,7 +165,17 @@ def form_train(trains: list[TrainView], world: World, settings: Settings) -> dic
                     None,
                 )
                 changes.append(
-                    (since, probe.model_copy(update={"image": image, "author": view.author}), view)
+                    (
+                        since,
+                        probe.model_copy(
+                            update={
+                                "image": image,
+                                "shadow_image": shadow_image,
+                                "author": view.author,
+                            }
+                        ),
+                        view,
+                    )
                 )
                 runtime_only = False
         elif (

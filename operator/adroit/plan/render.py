@@ -7,13 +7,15 @@ its pods. Nothing in the pod template depends on the role or the train.
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
 from adroit.api import names
 from adroit.api.flavor import FlavorSpec
+from adroit.api.settings import Traffic
 from adroit.plan.revision import flavor_revision
+from adroit.plan.routes import Split, render_route, split_of
 
 Manifest = dict[str, Any]
 
@@ -46,6 +48,7 @@ class Release:
     spec: FlavorSpec
     image: str
     train: str
+    shadow_image: str | None = None
 
     @property
     def revision(self) -> str:
@@ -125,9 +128,24 @@ def _stamped(manifest: Manifest) -> Manifest:
     return manifest
 
 
-def render_deployment(release: Release, stage: Stage, role: Role, namespace: str) -> Manifest:
-    name = deployment_name(release, stage)
-    template = pod_template(release, stage)
+def shadow_view(release: Release) -> Release | None:
+    """What the shadow's pods run: the primary's spec with the shadow's model fields."""
+    shadow = release.spec.shadow
+    if shadow is None:
+        return None
+    own = shadow.model.model_dump(exclude_none=True)
+    model = release.spec.model.model_copy(update=own)
+    spec = release.spec.model_copy(update={"model": model, "shadow": None})
+    return replace(release, spec=spec, image=release.shadow_image or release.image)
+
+
+def render_deployment(
+    release: Release, stage: Stage, role: Role, namespace: str, runs: Release | None = None
+) -> Manifest:
+    """A Deployment of `release`, whose pods run `runs` (default: the release itself)."""
+    runs = runs or release
+    name = deployment_name(runs, stage)
+    template = pod_template(runs, stage)
     template["metadata"]["labels"][DEPLOYMENT_LABEL] = name
     instances = release.spec.instances
     replicas = (
@@ -196,15 +214,37 @@ def render_pdb(flavor: str, namespace: str) -> Manifest:
     )
 
 
-def render_stage(release: Release, stage: Stage, namespace: str) -> StagePlan:
-    """Everything `release` needs in `stage`: its Deployment, Services and, in production, a PDB."""
+def render_stage(
+    release: Release, stage: Stage, namespace: str, traffic: Traffic | None = None
+) -> StagePlan:
+    """Everything `release` needs in `stage`: Deployments, Services, a budget and a route.
+
+    Production also gets the shadow (its own Deployment and Service) and, with a
+    router in `traffic`, the route that splits live traffic between the two.
+    """
     deployment = render_deployment(release, stage, Role.PRIMARY, namespace)
     name = deployment["metadata"]["name"]
-    routing = [
-        render_service(name, release.flavor, stage, Role.PRIMARY, namespace, name),
-        # The stable Service: the flavor's address, always the primary's pods.
-        render_service(release.flavor, release.flavor, stage, Role.PRIMARY, namespace, name),
-    ]
+    workloads = [deployment]
+    routing = [render_service(name, release.flavor, stage, Role.PRIMARY, namespace, name)]
+    shadow_name = None
+    shadow = shadow_view(release) if stage is Stage.PRODUCTION else None
+    if shadow is not None:
+        shadow_deployment = render_deployment(release, stage, Role.SHADOW, namespace, runs=shadow)
+        shadow_name = shadow_deployment["metadata"]["name"]
+        workloads.append(shadow_deployment)
+        routing.append(
+            render_service(shadow_name, release.flavor, stage, Role.SHADOW, namespace, shadow_name)
+        )
+    # The stable Service: the flavor's address, always the primary's pods.
+    routing.append(
+        render_service(release.flavor, release.flavor, stage, Role.PRIMARY, namespace, name)
+    )
     if stage is Stage.PRODUCTION:
         routing.append(render_pdb(release.flavor, namespace))
-    return StagePlan(workloads=(deployment,), routing=tuple(routing), namespace=namespace)
+        if traffic is not None:
+            spec = release.spec.shadow
+            split = split_of(spec.traffic_percent, spec.mirror_percent) if spec else Split(100)
+            route = render_route(release.flavor, namespace, name, shadow_name, split, traffic)
+            if route is not None:
+                routing.append(_stamped(route))
+    return StagePlan(workloads=tuple(workloads), routing=tuple(routing), namespace=namespace)

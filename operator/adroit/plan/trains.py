@@ -22,6 +22,7 @@ from adroit.api.train import (
 )
 from adroit.plan.conditions import set_condition
 from adroit.plan.converge import Health, health
+from adroit.plan.quantity import mebibytes
 from adroit.plan.render import Release, Stage, render_stage
 from adroit.plan.window import can_start_promotion, next_promotion_start, window_state
 from adroit.plan.world import TrainView, World
@@ -69,7 +70,18 @@ def car_release(car: Car, train: str, settings: Settings) -> Release | None:
     """What the car runs (None: the car removes its flavor)."""
     if car.remove or car.spec is None:
         return None
-    return Release(car.flavor, car.spec, image_for(car, settings), train)
+    shadow = None
+    if car.spec.shadow is not None:
+        runtime = car.spec.shadow.model.runtime or car.spec.model.runtime
+        probe = Car(
+            flavor=car.flavor,
+            spec=car.spec.model_copy(
+                update={"model": car.spec.model.model_copy(update={"runtime": runtime})}
+            ),
+            revision="0",
+        )
+        shadow = car.shadow_image or image_for(probe, settings)
+    return Release(car.flavor, car.spec, image_for(car, settings), train, shadow_image=shadow)
 
 
 def staging_only(car: Car) -> bool:
@@ -95,7 +107,8 @@ def car_health(
     namespace = (
         settings.namespaces.staging if stage is Stage.STAGING else settings.namespaces.production
     )
-    return health(render_stage(release, stage, namespace), place, flavor)
+    traffic = settings.traffic if stage is Stage.PRODUCTION else None
+    return health(render_stage(release, stage, namespace, traffic), place, flavor)
 
 
 def since(status: TrainStatus, phase: Phase) -> datetime | None:
@@ -353,7 +366,41 @@ class _Machine:
         else:
             self.promote_if_window("ContinuousDeployment", "runtime release verified", by=None)
 
+    def quota_shortfall(self) -> str | None:
+        """Why production's ResourceQuota cannot take what the promotion adds, if it cannot."""
+        quota = self.world.production.quota
+        if quota is None:
+            return None
+        existing = {w.name for w in self.world.production.workloads}
+        ns = self.settings.namespaces.production
+        needed, parts = 0, []
+        for car in self.view.spec.cars:
+            release = car_release(car, self.view.name, self.settings)
+            if release is None or not goes_to_production(car):
+                continue
+            plan = render_stage(release, Stage.PRODUCTION, ns, self.settings.traffic)
+            for manifest in plan.workloads:
+                if manifest["metadata"]["name"] in existing:
+                    continue
+                container = manifest["spec"]["template"]["spec"]["containers"][0]
+                mib = mebibytes(container["resources"]["requests"]["memory"])
+                mib *= int(manifest["spec"]["replicas"])
+                needed += mib
+                role = manifest["metadata"]["labels"]["adroit.dev/role"]
+                parts.append(f"{car.flavor} {role} {mib} MiB")
+        if needed <= quota.free_mib:
+            return None
+        return (
+            f"production's ResourceQuota has {quota.free_mib} MiB of memory free, but this "
+            f"promotion needs {needed} MiB ({', '.join(parts)}): raise the quota in {ns} or "
+            "lower the flavors' instances; the train promotes once it fits"
+        )
+
     def promote_if_window(self, reason: str, message: str, by: str | None) -> None:
+        shortfall = self.quota_shortfall()
+        if shortfall is not None:
+            self.wait("InsufficientQuota", f"{message}; {shortfall}")
+            return
         if self.may_promote():
             self.enter(Phase.PROMOTING, reason, f"{message}; promoting to production", by=by)
             return

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from adroit.api.flavor import FlavorSpec, FlavorStatus
 from adroit.api.train import TrainSpec, TrainStatus
@@ -33,6 +34,19 @@ class Managed:
     flavor: str
     applied_hash: str
     target: str | None = None  # for a Service: the Deployment it selects
+    body: dict[str, Any] | None = field(default=None, compare=False)  # for a route: as applied
+
+
+@dataclass(frozen=True)
+class Quota:
+    """The memory a namespace's ResourceQuotas allow, and what is used of it, in MiB."""
+
+    hard_mib: int
+    used_mib: int
+
+    @property
+    def free_mib(self) -> int:
+        return self.hard_mib - self.used_mib
 
 
 @dataclass(frozen=True)
@@ -40,6 +54,7 @@ class StageWorld:
     namespace: str
     workloads: tuple[Workload, ...] = ()
     others: tuple[Managed, ...] = ()
+    quota: Quota | None = None
 
     def of(self, flavor: str) -> tuple[list[Workload], list[Managed]]:
         return (
