@@ -3,7 +3,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.kube import NAMESPACE, kubectl
+from tests.kube import NAMESPACE, eventually, kubectl
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -21,6 +21,20 @@ def cluster() -> Iterator[None]:
     crds = kubectl("get", "crd", "flavors.adroit.dev", "trains.adroit.dev", check=False)
     if crds.returncode != 0:
         pytest.fail("Adroit's CRDs are not installed: run `make install`", pytrace=False)
+    # A fresh API server answers 429 until the watch cache of new CRDs is ready.
+    eventually(
+        lambda: (
+            kubectl(
+                "get",
+                "--raw",
+                "/apis/adroit.dev/v1alpha1/trains?watch=1&timeoutSeconds=1",
+                check=False,
+            ).returncode
+            == 0
+        ),
+        timeout=120,
+        what="Trains to be watchable",
+    )
     kubectl("create", "namespace", NAMESPACE)
     yield
     kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)

@@ -23,7 +23,7 @@ from adroit.kube.read import read_world
 from adroit.plan.reconcile import reconcile
 
 log = logging.getLogger("adroit.reconciler")
-MAX_BACKOFF = 30.0
+MAX_BACKOFF = 10.0  # a train should not wait long after the API server is back
 
 
 async def run(settings: Settings, wakeup: asyncio.Event, key: bytes | None = None) -> None:
