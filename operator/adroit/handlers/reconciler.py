@@ -42,6 +42,10 @@ async def run(settings: Settings, wakeup: asyncio.Event, key: bytes | None = Non
                 backoff = min(MAX_BACKOFF, backoff * 2 or 1.0)
                 reason = getattr(error, "reason", None) or error
                 log.warning("API error (%s); trying again in %.0fs", reason, backoff)
+            except Exception:
+                # A bug must not stop every train: say so loudly, and keep going.
+                backoff = min(MAX_BACKOFF, backoff * 2 or 1.0)
+                log.exception("reconciling failed; trying again in %.0fs", backoff)
             pause = backoff or settings.timeouts.poll_interval.total_seconds()
             try:
                 await asyncio.wait_for(wakeup.wait(), timeout=pause)

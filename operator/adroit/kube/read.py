@@ -37,7 +37,12 @@ CHANGED_BY = names.CHANGED_BY
 
 
 async def _json(call: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """The response as plain JSON; an error status raises ApiException as usual."""
     response = await call(*args, _preload_content=False, **kwargs)
+    if not 200 <= response.status <= 299:
+        raise ApiException(
+            status=response.status, reason=f"{response.reason}: {await response.text()}"
+        )
     return dict(await response.json())
 
 
@@ -212,7 +217,8 @@ def workload_of(item: dict[str, Any], pods: list[dict[str, Any]]) -> Workload:
     )
 
 
-async def read_stage(api: client.ApiClient, namespace: str) -> StageWorld:
+async def read_stage(api: client.ApiClient, namespace: str, production: bool = False) -> StageWorld:
+    """What the operator manages in a stage; routes and the memory quota only in production."""
     apps, core, policy = client.AppsV1Api(api), client.CoreV1Api(api), client.PolicyV1Api(api)
     deployments = (await _json(apps.list_namespaced_deployment, namespace, label_selector=MANAGED))[
         "items"
@@ -238,7 +244,7 @@ async def read_stage(api: client.ApiClient, namespace: str) -> StageWorld:
             target,
         )
 
-    for group, version, plural, kind in ROUTES:
+    for group, version, plural, kind in ROUTES if production else ():
         try:
             routes = (
                 await _json(
@@ -265,7 +271,9 @@ async def read_stage(api: client.ApiClient, namespace: str) -> StageWorld:
                     body={"kind": kind, "spec": route.get("spec") or {}},
                 )
             )
-    quotas = (await _json(core.list_namespaced_resource_quota, namespace))["items"]
+    quotas = (
+        (await _json(core.list_namespaced_resource_quota, namespace))["items"] if production else []
+    )
     others = [
         managed("Service", s, (s["spec"].get("selector") or {}).get(render.DEPLOYMENT_LABEL))
         for s in services
@@ -300,5 +308,5 @@ async def read_world(
         flavors=await read_flavors(api, ns.control),
         trains=tuple(await read_trains(api, ns.control, signing_key)),
         staging=await read_stage(api, ns.staging),
-        production=await read_stage(api, ns.production),
+        production=await read_stage(api, ns.production, production=True),
     )
