@@ -78,6 +78,7 @@ integration: venv install ## only the tests against the cluster
 bench: venv install ## time the README's flow, count API writes, measure the webhook's latency
 	python bench/train_flow.py
 	python bench/webhook_latency.py
+	python bench/shadow_route.py
 
 clean: cluster-down ## stop the cluster, remove the virtualenv and caches
 	rm -rf $(VENV) .cluster .mypy_cache .ruff_cache .pytest_cache .hypothesis
