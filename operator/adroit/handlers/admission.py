@@ -14,7 +14,6 @@ from adroit.api import names
 from adroit.api.settings import Settings
 from adroit.api.train import Phase, TrainSpec
 from adroit.kube.access import may_approve
-from adroit.kube.cluster import connect
 from adroit.plan.approvals import GUARDED, STAMPED, Request, Stamp, refusal, sign
 from adroit.plan.routes import shadow_refusal
 
@@ -91,11 +90,9 @@ async def check_and_sign(
             )
         allowed = True
         if key in GUARDED and new.get(key) == "true":
-            api = await connect()
-            try:
-                allowed = await may_approve(api, user, groups, userinfo.get("uid"), namespace, name)
-            finally:
-                await api.close()
+            allowed = await may_approve(
+                memo.api, user, groups, userinfo.get("uid"), namespace, name
+            )
         why = refusal(
             Request(
                 annotation=key,

@@ -72,6 +72,9 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     if task is not None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+    api = getattr(memo, "api", None)
+    if api is not None:
+        await api.close()
 
 
 @kopf.on.event(GROUP, VERSION, "flavors")

@@ -74,13 +74,11 @@ async def configure(
         )
     memo.secrets = None
     if ours.admission.enabled:
-        api = await connect()
-        try:
-            memo.secrets = await operator_secrets(
-                api, ns.control, ours.approval.signing_key_secret, hosts_for(ours.admission)
-            )
-        finally:
-            await api.close()
+        # One client for the webhook's SubjectAccessReviews, for the operator's lifetime.
+        memo.api = await connect()
+        memo.secrets = await operator_secrets(
+            memo.api, ns.control, ours.approval.signing_key_secret, hosts_for(ours.admission)
+        )
         settings.admission.server = WebhookServer(ours.admission, ns.control, memo.secrets)
     else:
         logger.warning(
