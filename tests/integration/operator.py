@@ -135,6 +135,7 @@ class Operator:
                 stderr=subprocess.STDOUT,
                 env=env,
             )
+        self.wait_ready()
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, no last words, like a node that dies."""
