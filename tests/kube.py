@@ -1,7 +1,6 @@
 """Drive a cluster the way a user does: kubectl, as a given person."""
 
 import json
-import os
 import subprocess
 import time
 import uuid
@@ -98,7 +97,3 @@ def flavor(name: str, **spec: Any) -> dict[str, Any]:
         "metadata": {"name": name, "namespace": NAMESPACE},
         "spec": body,
     }
-
-
-def kubeconfig_is_set() -> bool:
-    return bool(os.environ.get("KUBECONFIG")) or Path.home().joinpath(".kube", "config").exists()
