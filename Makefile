@@ -61,10 +61,13 @@ ifdef LOCAL_CLUSTER
 	hack/cluster/up.sh
 endif
 
-install: cluster ## install the namespaces, CRDs and user roles into the cluster
+install: cluster ## install the namespaces, CRDs (ours and the routers') and user roles
 	kubectl apply --server-side --force-conflicts --field-manager=adroit-install -f deploy/namespaces.yaml -f crds/ \
 	  -f deploy/rbac/user-roles.yaml >/dev/null
 	kubectl wait --for=condition=Established --timeout=60s crd/flavors.adroit.dev crd/trains.adroit.dev >/dev/null
+	for crd in $$(hack/cluster/router-crds.sh); do \
+	  kubectl apply --server-side --force-conflicts --field-manager=adroit-install -f "$$crd" >/dev/null; \
+	done
 
 run: venv install ## run the operator in the foreground against the cluster (Ctrl-C stops it)
 	ADROIT_SETTINGS=$(SETTINGS) adroit run

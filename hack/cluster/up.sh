@@ -190,7 +190,8 @@ launch kwok "$KWOK_BIN/kwok" --kubeconfig="$dir/kwok.kubeconfig" \
 
 k() { "$kubectl" --kubeconfig "$kubeconfig" "$@"; }
 log "creating namespaces, fake nodes and user roles"
-for manifest in "$repo/deploy/namespaces.yaml" "$repo/deploy/rbac/user-roles.yaml" "$here/local.yaml"; do
+for manifest in "$repo/deploy/namespaces.yaml" "$repo/deploy/rbac/user-roles.yaml" \
+                "$here/test-users.yaml" "$here/nodes.yaml"; do
   k apply --server-side --field-manager=adroit-local -f "$manifest" >/dev/null
 done
 log "installing the Gateway API and Istio CRDs"

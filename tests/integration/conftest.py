@@ -3,7 +3,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.kube import NAMESPACE, eventually, kubectl
+from tests.kube import NAMESPACE, REPO, eventually, kubectl
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -34,6 +34,14 @@ def cluster() -> Iterator[None]:
         ),
         timeout=120,
         what="Trains to be watchable",
+    )
+    # The test users' rights, wherever the tests run (the local cluster has them already).
+    kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=adroit-tests",
+        "-f",
+        str(REPO / "hack" / "cluster" / "test-users.yaml"),
     )
     kubectl("create", "namespace", NAMESPACE)
     yield
