@@ -21,7 +21,7 @@ from adroit.plan.trains import (
     TrainStep,
     car_release,
     goes_to_production,
-    image_for,
+    images_for,
     step_train,
 )
 from adroit.plan.world import FlavorView, TrainView, World
@@ -150,9 +150,8 @@ def form_train(trains: list[TrainView], world: World, settings: Settings) -> dic
         image: str | None
         shadow_image: str | None
         try:
-            image = image_for(probe, settings)
-            shadow_image = car_release(probe, "", settings).shadow_image  # type: ignore[union-attr]
-        except CarError:
+            image, shadow_image = images_for(name, view.spec, settings)
+        except CarError:  # the train will fail with a clear reason; it still forms
             image = shadow_image = None
         if running is None or running.revision != revision:
             if (name, revision, None) not in carried:

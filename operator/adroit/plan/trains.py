@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from adroit.api.conditions import ConditionStatus
+from adroit.api.flavor import FlavorSpec
 from adroit.api.settings import Settings
 from adroit.api.train import (
     FINISHED,
@@ -52,36 +53,36 @@ class CarError(ValueError):
     """A car that cannot run with these settings."""
 
 
-def image_for(car: Car, settings: Settings) -> str:
-    if car.image:
-        return car.image
-    assert car.spec is not None
-    runtime = car.spec.model.runtime or settings.default_runtime
+def runtime_image(flavor: str, runtime: str | None, settings: Settings) -> str:
+    """The catalog's image for a runtime (the settings' default when None)."""
+    runtime = runtime or settings.default_runtime
     if runtime is None or runtime not in settings.runtimes:
         known = ", ".join(sorted(settings.runtimes))
         raise CarError(
-            f"car {car.flavor}: runtime {runtime or '(none)'} is not in the settings' runtime "
+            f"car {flavor}: runtime {runtime or '(none)'} is not in the settings' runtime "
             f"catalog ({known}): name one of those in the Flavor's model.runtime"
         )
     return settings.runtimes[runtime]
 
 
+def images_for(flavor: str, spec: FlavorSpec, settings: Settings) -> tuple[str, str | None]:
+    """The primary's image and, with a shadow, the shadow's (its runtime, else the primary's)."""
+    primary = runtime_image(flavor, spec.model.runtime, settings)
+    if spec.shadow is None:
+        return primary, None
+    return primary, runtime_image(flavor, spec.shadow.model.runtime or spec.model.runtime, settings)
+
+
 def car_release(car: Car, train: str, settings: Settings) -> Release | None:
-    """What the car runs (None: the car removes its flavor)."""
+    """What the car runs (None: the car removes its flavor); images as the train recorded them."""
     if car.remove or car.spec is None:
         return None
-    shadow = None
-    if car.spec.shadow is not None:
-        runtime = car.spec.shadow.model.runtime or car.spec.model.runtime
-        probe = Car(
-            flavor=car.flavor,
-            spec=car.spec.model_copy(
-                update={"model": car.spec.model.model_copy(update={"runtime": runtime})}
-            ),
-            revision="0",
-        )
-        shadow = car.shadow_image or image_for(probe, settings)
-    return Release(car.flavor, car.spec, image_for(car, settings), train, shadow_image=shadow)
+    if car.image and (car.spec.shadow is None or car.shadow_image):
+        image, shadow = car.image, car.shadow_image
+    else:
+        image, shadow = images_for(car.flavor, car.spec, settings)
+        image, shadow = car.image or image, car.shadow_image or shadow
+    return Release(car.flavor, car.spec, image, train, shadow_image=shadow)
 
 
 def staging_only(car: Car) -> bool:
@@ -299,42 +300,65 @@ class _Machine:
         )
         return True
 
-    def staging(self) -> None:
-        if self._window_closed():
-            return
-        healths = self.healths(Stage.STAGING)
-        departed = since(self.status, Phase.STAGING) or self.now
-        elapsed = self.now - departed
-        timeout = self.settings.timeouts.staging_timeout
+    def _rolled_out(
+        self,
+        stage: Stage,
+        entered: Phase,
+        timeout: timedelta,
+        *,
+        failed: Phase,
+        reason: str,
+        consequence: str,
+    ) -> timedelta | None:
+        """How long every car took to converge in `stage`; None while waiting or when a car
+        cannot (then the train ends in `failed`, saying which car and why)."""
+        healths = self.healths(stage)
+        elapsed = self.now - (since(self.status, entered) or self.now)
         if all(h.converged for h in healths.values()):
-            self.enter(
-                Phase.VERIFYING,
-                "StagingAvailable",
-                f"every car is Available in staging after {_seconds(elapsed)}; verifying "
-                f"for {_seconds(self.settings.timeouts.verify_for)}",
-            )
-            return
+            return elapsed
         failing = {
             f: h for f, h in healths.items() if not h.converged and (h.stuck or elapsed > timeout)
         }
         if failing:
             for flavor, h in failing.items():
-                self.failed[flavor] = f"not Available within {_seconds(timeout)}: {h.problem}"
+                self.failed[flavor] = (
+                    f"not Available in {stage} within {_seconds(timeout)}: {h.problem}"
+                )
             flavor, h = next(iter(failing.items()))
             self.enter(
-                Phase.ROLLED_BACK,
-                "StagingFailed",
-                f"car {flavor} in staging: not Available within {_seconds(timeout)}: "
-                f"{h.problem}; staging is put back to what production runs",
+                failed,
+                reason,
+                f"car {flavor} in {stage}: not Available within {_seconds(timeout)}: "
+                f"{h.problem}; {consequence}",
                 warning=True,
             )
-            return
+            return None
         done = sum(h.converged for h in healths.values())
         self.wait(
-            "WaitingForStaging",
-            f"{done} of {len(healths)} car(s) Available in staging after {_seconds(elapsed)} "
+            f"WaitingFor{stage.value.capitalize()}",
+            f"{done} of {len(healths)} car(s) Available in {stage} after {_seconds(elapsed)} "
             f"(timeout {_seconds(timeout)})",
         )
+        return None
+
+    def staging(self) -> None:
+        if self._window_closed():
+            return
+        took = self._rolled_out(
+            Stage.STAGING,
+            Phase.STAGING,
+            self.settings.timeouts.staging_timeout,
+            failed=Phase.ROLLED_BACK,
+            reason="StagingFailed",
+            consequence="staging is put back to what production runs",
+        )
+        if took is not None:
+            self.enter(
+                Phase.VERIFYING,
+                "StagingAvailable",
+                f"every car is Available in staging after {_seconds(took)}; verifying "
+                f"for {_seconds(self.settings.timeouts.verify_for)}",
+            )
 
     def verifying(self) -> None:
         if self._window_closed() or self._staging_broken(
@@ -433,41 +457,22 @@ class _Machine:
         self.promote_if_window("Approved", f"approved by {who}", by=mark.by)
 
     def promoting(self) -> None:
-        healths = self.healths(Stage.PRODUCTION)
-        started = since(self.status, Phase.PROMOTING) or self.now
-        elapsed = self.now - started
-        timeout = self.settings.timeouts.promotion_timeout
-        if all(h.converged for h in healths.values()):
+        took = self._rolled_out(
+            Stage.PRODUCTION,
+            Phase.PROMOTING,
+            self.settings.timeouts.promotion_timeout,
+            failed=Phase.FAILED,
+            reason="ProductionFailed",
+            consequence="production keeps what it ran, staging is reverted",
+        )
+        if took is not None:
             skipped = sum(1 for c in self.view.spec.cars if staging_only(c))
             extra = f"; {skipped} staging-only car(s) skipped" if skipped else ""
             self.enter(
                 Phase.DEPLOYED,
                 "Promoted",
-                f"every car runs in production after {_seconds(elapsed)}{extra}",
+                f"every car runs in production after {_seconds(took)}{extra}",
             )
-            return
-        failing = {
-            f: h for f, h in healths.items() if not h.converged and (h.stuck or elapsed > timeout)
-        }
-        if failing:
-            for flavor, h in failing.items():
-                self.failed[flavor] = (
-                    f"not Available in production within {_seconds(timeout)}: {h.problem}"
-                )
-            flavor, h = next(iter(failing.items()))
-            self.enter(
-                Phase.FAILED,
-                "ProductionFailed",
-                f"car {flavor} in production: not Available within {_seconds(timeout)}: "
-                f"{h.problem}; production keeps what it ran, staging is reverted",
-                warning=True,
-            )
-            return
-        done = sum(h.converged for h in healths.values())
-        self.wait(
-            "WaitingForProduction",
-            f"{done} of {len(healths)} car(s) Available in production after {_seconds(elapsed)}",
-        )
 
     # --- the report ------------------------------------------------------
 
