@@ -7,23 +7,16 @@ and prints how long each step took and how many write requests the operator
 sent to the API server for the whole train. Repeats ROUNDS times.
 """
 
-import json
 import os
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import yaml
-from kopf.testing import KopfRunner
+from scratch import REPO, kubectl, operator_in_scratch, report
 
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
-REPO = Path(__file__).resolve().parents[1]
 WRITES: list[str] = []
 _request = aiohttp.ClientSession._request
 
@@ -39,88 +32,35 @@ async def _counting(
 aiohttp.ClientSession._request = _counting  # type: ignore[method-assign]
 
 
-def kubectl(*args: str) -> str:
-    return subprocess.run(["kubectl", *args], check=True, capture_output=True, text=True).stdout
-
-
-def wait_phase(ns: str, train: str, phase: str) -> None:
-    kubectl(
-        "wait",
-        "-n",
-        ns,
-        f"train/{train}",
-        f"--for=jsonpath={{.status.phase}}={phase}",
-        "--timeout=180s",
-    )
-
-
-def one_round(tmp: Path) -> dict[str, float]:
-    ns = f"adroit-bench-{uuid.uuid4().hex[:5]}"
-    names = {"control": ns, "staging": f"{ns}-staging", "production": f"{ns}-production"}
-    for name in names.values():
-        kubectl("create", "namespace", name)
-    settings = yaml.safe_load((REPO / "settings" / "local.yaml").read_text())
-    settings["namespaces"] = names
-    path = tmp / f"{ns}.yaml"
-    path.write_text(yaml.safe_dump(settings))
-    os.environ["ADROIT_SETTINGS"] = str(path)
-    sample = yaml.safe_load((REPO / "deploy" / "samples" / "ads-pctr-v5.yaml").read_text())
-    sample["metadata"]["namespace"] = ns
-    try:
-        with KopfRunner(["run", "--standalone", "--namespace", ns, "-m", "adroit.handlers"]):
-            time.sleep(1)
-            WRITES.clear()
-            start = time.monotonic()
-            subprocess.run(
-                ["kubectl", "apply", "-f", "-"],
-                input=json.dumps(sample),
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            while not (train := kubectl("get", "trains", "-n", ns, "-o", "name").strip()):
-                time.sleep(0.1)
-            train = train.split("/")[-1]
-            formed = time.monotonic()
-            wait_phase(ns, train, "AwaitingApproval")
-            waiting = time.monotonic()
-            kubectl("annotate", "-n", ns, f"train/{train}", "adroit.dev/approved=true")
-            wait_phase(ns, train, "Deployed")
-            deployed = time.monotonic()
-            time.sleep(3)  # let the last status writes land
-            writes = len(WRITES)
-    finally:
+def one_round() -> dict[str, float]:
+    with operator_in_scratch(admission_port=19445) as scratch:
+        WRITES.clear()
+        start = time.monotonic()
+        scratch.apply()
+        train = scratch.new_train(set())
+        formed = time.monotonic()
+        scratch.wait_phase(train, "AwaitingApproval")
+        waiting = time.monotonic()
         kubectl(
-            "patch",
-            "-n",
-            ns,
-            "flavor",
-            "ads-pctr-v5",
-            "--type=merge",
-            "-p",
-            '{"metadata":{"finalizers":null}}',
+            "annotate", "-n", scratch.ns, train, "adroit.dev/approved=true", "--context", "alice"
         )
-        kubectl("delete", "namespace", *names.values(), "--wait=false")
+        scratch.wait_phase(train, "Deployed")
+        deployed = time.monotonic()
+        time.sleep(3)  # let the last status writes land
+        writes = len(WRITES)
     return {
         "apply to train formed (s)": formed - start,
         "apply to AwaitingApproval (s)": waiting - start,
         "approve to Deployed (s)": deployed - waiting,
-        "apply to Deployed, without the human (s)": (waiting - start) + (deployed - waiting),
+        "apply to Deployed, approved at once (s)": deployed - start,
         "API writes for the whole train": float(writes),
     }
 
 
 def main() -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        rounds = [one_round(Path(tmp)) for _ in range(ROUNDS)]
+    rounds = [one_round() for _ in range(ROUNDS)]
     verify = yaml.safe_load((REPO / "settings" / "local.yaml").read_text())["timeouts"]["verifyFor"]
-    print(f"train of one flavor, local settings (verifyFor {verify}), {ROUNDS} rounds:")
-    print("  median [min-max]")
-    for key in rounds[0]:
-        values = [r[key] for r in rounds]
-        print(
-            f"  {key:45s} {statistics.median(values):7.1f}  [{min(values):.1f}-{max(values):.1f}]"
-        )
+    report(f"train of one flavor, local settings (verifyFor {verify}), {ROUNDS} rounds:", rounds)
     return 0
 
 

@@ -12,26 +12,13 @@ operator, the SubjectAccessReview, signing).
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import uuid
-from pathlib import Path
 
-import yaml
-from kopf.testing import KopfRunner
 from kubernetes_asyncio import client, config
+from scratch import kubectl, operator_in_scratch
 
 N = int(os.environ.get("ROUNDS_WEBHOOK", "60"))
-REPO = Path(__file__).resolve().parents[1]
-
-
-def kubectl(*args: str, stdin: str | None = None) -> str:
-    done = subprocess.run(
-        ["kubectl", *args], input=stdin, check=True, capture_output=True, text=True
-    )
-    return done.stdout
 
 
 async def approvals(namespace: str, train: str, context: str | None) -> list[float]:
@@ -63,62 +50,15 @@ async def approvals(namespace: str, train: str, context: str | None) -> list[flo
 def main() -> int:
     contexts = kubectl("config", "get-contexts", "-o", "name").split()
     context = "alice" if "alice" in contexts else None
-    ns = f"adroit-bench-{uuid.uuid4().hex[:5]}"
-    names = {"control": ns, "staging": f"{ns}-staging", "production": f"{ns}-production"}
-    for name in names.values():
-        kubectl("create", "namespace", name)
-    settings = yaml.safe_load((REPO / "settings" / "local.yaml").read_text())
-    settings["namespaces"] = names
-    settings["admission"] = {"port": 19443}
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp, "settings.yaml")
-        path.write_text(yaml.safe_dump(settings))
-        os.environ["ADROIT_SETTINGS"] = str(path)
-        sample = yaml.safe_load((REPO / "deploy" / "samples" / "ads-pctr-v5.yaml").read_text())
-        sample["metadata"]["namespace"] = ns
-        try:
-            with KopfRunner(["run", "--standalone", "--namespace", ns, "-m", "adroit.handlers"]):
-                while (
-                    kubectl(
-                        "get",
-                        "mutatingwebhookconfiguration",
-                        f"adroit-{ns}",
-                        "-o",
-                        "name",
-                        "--ignore-not-found",
-                    )
-                    == ""
-                ):
-                    time.sleep(0.2)
-                kubectl("apply", "-f", "-", stdin=yaml.safe_dump(sample))
-                while not (train := kubectl("get", "trains", "-n", ns, "-o", "name").strip()):
-                    time.sleep(0.2)
-                train = train.split("/")[-1]
-                kubectl(
-                    "wait",
-                    "-n",
-                    ns,
-                    f"train/{train}",
-                    "--for=jsonpath={.status.phase}=AwaitingApproval",
-                    "--timeout=120s",
-                )
-                with_hook = asyncio.run(approvals(ns, train, context))
-                kubectl("delete", "mutatingwebhookconfiguration", f"adroit-{ns}")
-                time.sleep(1)
-                without = asyncio.run(approvals(ns, train, context))
-        finally:
-            kubectl(
-                "patch",
-                "-n",
-                ns,
-                "flavor",
-                "ads-pctr-v5",
-                "--type=merge",
-                "-p",
-                '{"metadata":{"finalizers":null}}',
-            )
-            kubectl("delete", "namespace", *names.values(), "--wait=false")
-            kubectl("delete", "mutatingwebhookconfiguration", f"adroit-{ns}", "--ignore-not-found")
+    with operator_in_scratch(admission_port=19443) as scratch:
+        scratch.apply()
+        train = scratch.new_train(set())
+        scratch.wait_phase(train, "AwaitingApproval")
+        name = train.split("/")[-1]
+        with_hook = asyncio.run(approvals(scratch.ns, name, context))
+        kubectl("delete", "mutatingwebhookconfiguration", f"adroit-{scratch.ns}")
+        time.sleep(1)
+        without = asyncio.run(approvals(scratch.ns, name, context))
 
     def line(label: str, values: list[float]) -> str:
         p90 = statistics.quantiles(values, n=10)[-1]
