@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from kopf.testing import KopfRunner
 
-from tests.kube import eventually, kubectl
+from tests.kube import apply, eventually, kubectl
 
 IMAGE = "registry.local/adroit/serving-sklearn:2022.10"
 
@@ -203,6 +203,19 @@ class Operator:
             return next((n for n in names if n not in known), None)
 
         return str(eventually(fresh, timeout=timeout, what="a train to form"))
+
+    def approve(self, train: str, user: str = "alice") -> None:
+        kubectl("annotate", "train", train, "-n", self.ns, "adroit.dev/approved=true", user=user)
+
+    def ship(self, manifest: dict[str, Any], author: str = "bob", approver: str = "alice") -> str:
+        """Apply a Flavor, approve the train it forms, wait until Deployed; the train's name."""
+        known = {t["metadata"]["name"] for t in self.trains()}
+        apply(manifest, user=author)
+        train = self.new_train(known)
+        self.wait_phase(train, "AwaitingApproval")
+        self.approve(train, approver)
+        self.wait_phase(train, "Deployed")
+        return train
 
     def deployments(self, stage: str, flavor: str) -> list[dict[str, Any]]:
         namespace = self.staging if stage == "staging" else self.production

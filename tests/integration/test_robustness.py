@@ -102,11 +102,7 @@ def test_after_deployed_a_restart_writes_nothing(
 
     monkeypatch.setattr(aiohttp.ClientSession, "_request", counting)
     op.start()
-    apply(op.flavor("ads", version="v1"), user="bob")
-    train = op.new_train()
-    op.wait_phase(train, "AwaitingApproval")
-    kubectl("annotate", "train", train, "-n", op.ns, "adroit.dev/approved=true", user="alice")
-    op.wait_phase(train, "Deployed")
+    op.ship(op.flavor("ads", version="v1"))
     time.sleep(2)
     op.stop()
     print(f"\nwrites for one train of one flavor: {len(writes)}")

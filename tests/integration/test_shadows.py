@@ -13,18 +13,6 @@ from tests.kube import apply, eventually, kubectl
 V1, V2 = "694a577a", "c80c6746"
 
 
-def ship(op: Operator, **spec: Any) -> str:
-    """Apply the flavor as bob, approve its train as alice, wait until Deployed."""
-    known = {t["metadata"]["name"] for t in op.trains()}
-    version = spec.pop("version", V1)
-    apply(op.flavor("ads", version=version, **spec), user="bob")
-    train = op.new_train(known)
-    op.wait_phase(train, "AwaitingApproval")
-    kubectl("annotate", "train", train, "-n", op.ns, "adroit.dev/approved=true", user="alice")
-    op.wait_phase(train, "Deployed")
-    return train
-
-
 def route(op: Operator, router: str) -> dict[str, Any]:
     kind = "httproute" if router == "gateway" else "virtualservice"
     return op.get(kind, "ads", op.production)
@@ -78,10 +66,10 @@ def op(tmp_path: Path, router: str) -> Iterator[Operator]:
 
 def test_mirror_then_live_share_then_cutover(op: Operator, router: str) -> None:
     op.start()
-    ship(op)
+    op.ship(op.flavor("ads", version=V1))
     assert weights(op, router) == [100]
 
-    ship(op, shadow={"model": {"version": V2}, "mirrorPercent": 10})
+    op.ship(op.flavor("ads", version=V1, shadow={"model": {"version": V2}, "mirrorPercent": 10}))
     deployments = roles(op)
     assert set(deployments) == {"primary", "shadow"}
     shadow = deployments["shadow"]
@@ -108,16 +96,24 @@ def test_mirror_then_live_share_then_cutover(op: Operator, router: str) -> None:
     assert op.deployments("staging", "ads")[0]["metadata"]["labels"]["adroit.dev/role"] == "primary"
     assert len(op.deployments("staging", "ads")) == 1, "no shadow in staging"
 
-    ship(op, shadow={"model": {"version": V2}, "mirrorPercent": 0, "trafficPercent": 30})
+    op.ship(
+        op.flavor(
+            "ads",
+            version=V1,
+            shadow={"model": {"version": V2}, "mirrorPercent": 0, "trafficPercent": 30},
+        )
+    )
     assert weights(op, router) == [70, 30]
     assert (split(op)["primaryPercent"], split(op)["shadowPercent"]) == (70, 30)
 
-    ship(op, shadow={"model": {"version": V2}, "trafficPercent": 100})
+    op.ship(op.flavor("ads", version=V1, shadow={"model": {"version": V2}, "trafficPercent": 100}))
     assert split(op)["shadowIsPrimary"] is True
     pods_before = pods(op, shadow["metadata"]["name"])
     assert len(pods_before) == 3
 
-    ship(op, version=V2)  # make the shadow's version the primary's, and drop the shadow
+    op.ship(
+        op.flavor("ads", version=V2)
+    )  # make the shadow's version the primary's, and drop the shadow
     after = roles(op)
     assert set(after) == {"primary"}
     promoted = after["primary"]["metadata"]
@@ -175,7 +171,7 @@ def test_a_shadow_that_does_not_fit_the_quota_waits(tmp_path: Path) -> None:
         }
         kubectl("apply", "-f", "-", stdin=json.dumps(quota))
         op.start()
-        ship(op)  # 3 x 1500 MiB fits
+        op.ship(op.flavor("ads", version=V1))  # 3 x 1500 MiB fits
         apply(op.flavor("ads", shadow={"model": {"version": V2}, "mirrorPercent": 10}), user="bob")
         train = op.new_train(
             {t["metadata"]["name"] for t in op.trains()} - {op.trains()[-1]["metadata"]["name"]}

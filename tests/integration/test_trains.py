@@ -30,10 +30,6 @@ def op(tmp_path: Path, webhook: Webhook) -> Iterator[Operator]:
         yield running
 
 
-def approve(op: Operator, train: str, user: str = "alice") -> None:
-    kubectl("annotate", "train", train, "-n", op.ns, "adroit.dev/approved=true", user=user)
-
-
 def test_readme_flow_from_apply_to_deployed(op: Operator, webhook: Webhook) -> None:
     op.start()
     started = time.monotonic()
@@ -60,7 +56,7 @@ def test_readme_flow_from_apply_to_deployed(op: Operator, webhook: Webhook) -> N
     assert told[0].startswith(f"@{engineer}:")
     assert "adroit.dev/approved=true" in told[0]
 
-    approve(op, train)
+    op.approve(train)
     kubectl("wait", "-n", op.ns, f"train/{train}", "--for=condition=Deployed", "--timeout=90s")
     print(f"\napply to Deployed: {time.monotonic() - started:.1f}s")
 
@@ -124,7 +120,7 @@ def test_one_train_on_the_tracks_later_changes_board_the_next(op: Operator) -> N
     pending = {c["type"]: c for c in op.get("flavor", "second")["status"]["conditions"]}
     assert pending["PendingChanges"]["reason"] == "AwaitingTrain"
 
-    approve(op, first)
+    op.approve(first)
     op.wait_phase(first, "Deployed")
     second = op.new_train({first})
     assert [c["flavor"] for c in op.get("train", second)["spec"]["cars"]] == ["second"]
@@ -134,11 +130,7 @@ def test_one_train_on_the_tracks_later_changes_board_the_next(op: Operator) -> N
 def test_broken_staging_is_reverted_and_production_untouched(tmp_path: Path) -> None:
     with own_operator(tmp_path, timeouts={"stagingTimeout": "15s"}) as op:
         op.start()
-        apply(op.flavor("ads", version="v1"), user="bob")
-        first = op.new_train()
-        op.wait_phase(first, "AwaitingApproval")
-        approve(op, first)
-        op.wait_phase(first, "Deployed")
+        first = op.ship(op.flavor("ads", version="v1"))
         production_uid = op.deployments("production", "ads")[0]["metadata"]["uid"]
 
         apply(op.flavor("ads", version="v2", nodeSelector={"pool": "nowhere"}), user="bob")
@@ -200,11 +192,7 @@ def test_staging_only_flavor_is_verified_and_skipped_in_production(op: Operator)
 
 def test_runtime_release_rides_without_approval(op: Operator) -> None:
     op.start()
-    apply(op.flavor("ads", version="v1"), user="bob")
-    first = op.new_train()
-    op.wait_phase(first, "AwaitingApproval")
-    approve(op, first)
-    op.wait_phase(first, "Deployed")
+    first = op.ship(op.flavor("ads", version="v1"))
 
     op.stop()
     op.settings["runtimes"]["scikit-learn-2022-10"] = IMAGE + "-patch1"
@@ -274,11 +262,7 @@ def test_abort_reverts_staging(op: Operator) -> None:
 
 def test_deleting_a_flavor_takes_it_out_of_production_through_a_train(op: Operator) -> None:
     op.start()
-    apply(op.flavor("retired", version="r1"), user="bob")
-    first = op.new_train()
-    op.wait_phase(first, "AwaitingApproval")
-    approve(op, first)
-    op.wait_phase(first, "Deployed")
+    first = op.ship(op.flavor("retired", version="r1"))
 
     kubectl("delete", "flavor", "retired", "-n", op.ns, "--wait=false", user="bob")
     eventually(
@@ -291,7 +275,7 @@ def test_deleting_a_flavor_takes_it_out_of_production_through_a_train(op: Operat
     assert op.get("flavor", "retired")["metadata"]["deletionTimestamp"], "held by the finalizer"
     assert len(op.deployments("production", "retired")) == 1
 
-    approve(op, removal)
+    op.approve(removal)
     op.wait_phase(removal, "Deployed")
     eventually(
         lambda: kubectl("get", "flavor", "retired", "-n", op.ns, check=False).returncode != 0,
