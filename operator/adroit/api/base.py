@@ -8,6 +8,16 @@ from pydantic.alias_generators import to_camel
 # Regular expressions the API server checks (Go RE2 syntax: no lookarounds).
 DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 LABEL_VALUE = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+# A label key (a "qualified name"): a name of at most 63 characters, optionally
+# after a DNS subdomain prefix and '/'. The prefix's own limit of 253 characters
+# is checked apart. No backslashes, so the pattern drops into a CEL string as is.
+LABEL_KEY = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+MAX_LABEL_KEY_PREFIX = 253
+MAX_LABEL_KEY = MAX_LABEL_KEY_PREFIX + 1 + 63
+MAX_LABEL_VALUE = 63
 
 
 class Resource(BaseModel):
@@ -38,12 +48,19 @@ def cel(
     rule: str,
     message: str,
     *,
+    message_expression: str | None = None,
     field_path: str | None = None,
     reason: str | None = None,
     optional_old_self: bool = False,
 ) -> dict[str, Any]:
-    """One `x-kubernetes-validations` entry, checked by the API server itself."""
+    """One `x-kubernetes-validations` entry, checked by the API server itself.
+
+    A `message_expression` (CEL that names the offending value) is shown instead
+    of `message` when it evaluates; `message` stays the fallback.
+    """
     entry: dict[str, Any] = {"rule": rule, "message": message}
+    if message_expression:
+        entry["messageExpression"] = message_expression
     if field_path:
         entry["fieldPath"] = field_path
     if reason:
