@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.kube import NAMESPACE, REPO, apply, delete, flavor, kubectl, unique
+from tests.kube import NAMESPACE, REPO, apply, delete, flavor, get, kubectl, unique
 
 SHADOW = {"model": {"version": "c80c6746-9dc7-417a-933d-9ddfc4afe3aa"}, "mirrorPercent": 10}
+NOT_A_KEY = "is not a node label key: write a name of at most 63 letters"
+NOT_A_VALUE = "is not a node label value: write at most 63 letters"
 
 
 def _with(path: str, value: Any) -> dict[str, Any]:
@@ -74,6 +76,52 @@ INVALID = [
         {**_with("shadow", SHADOW), "stagingOnly": True},
         "a staging-only flavor has no shadow",
     ),
+    # nodeSelector goes into the pods' spec, where the API server checks it as labels.
+    (
+        "selector-value-space",
+        _with("nodeSelector", {"pool": "gpu a100"}),
+        f"nodeSelector value 'gpu a100' {NOT_A_VALUE}",
+    ),
+    (
+        "selector-value-edge",
+        _with("nodeSelector", {"pool": "gpu-"}),
+        f"nodeSelector value 'gpu-' {NOT_A_VALUE}",
+    ),
+    (
+        "selector-value-long",
+        _with("nodeSelector", {"pool": "g" * 64}),
+        "spec.nodeSelector.pool: Too long: may not be more than 63 bytes",
+    ),
+    (
+        "selector-key-space",
+        _with("nodeSelector", {"gpu type": "a100"}),
+        f"nodeSelector key 'gpu type' {NOT_A_KEY}",
+    ),
+    (
+        "selector-key-two-slashes",
+        _with("nodeSelector", {"example.com/gpu/type": "a100"}),
+        f"nodeSelector key 'example.com/gpu/type' {NOT_A_KEY}",
+    ),
+    (
+        "selector-key-upper-prefix",
+        _with("nodeSelector", {"Example.com/pool": "a100"}),
+        f"nodeSelector key 'Example.com/pool' {NOT_A_KEY}",
+    ),
+    (
+        "selector-key-empty-prefix",
+        _with("nodeSelector", {"/pool": "a100"}),
+        f"nodeSelector key '/pool' {NOT_A_KEY}",
+    ),
+    (
+        "selector-key-long-name",
+        _with("nodeSelector", {"p" * 64: "a100"}),
+        f"nodeSelector key '{'p' * 64}' {NOT_A_KEY}",
+    ),
+    (
+        "selector-key-long-prefix",
+        _with("nodeSelector", {"a." * 127 + "b/pool": "a100"}),
+        f"nodeSelector key '{'a.' * 127}b/pool' {NOT_A_KEY}",
+    ),
 ]
 
 
@@ -119,6 +167,21 @@ def test_samples_are_accepted(cleanup: list) -> None:
         manifest["metadata"]["namespace"] = NAMESPACE
         cleanup.append(("flavor", manifest["metadata"]["name"]))
         apply(manifest, user="bob")
+
+
+def test_node_selector_of_labels_is_accepted(cleanup: list) -> None:
+    name = unique("selector")
+    cleanup.append(("flavor", name))
+    selector = {
+        "kubernetes.io/arch": "amd64",
+        "pool": "gpu-a100",
+        "example.com/dedicated": "",  # an empty label value is a value
+        "a." * 126 + "b/" + "p" * 63: "v" * 63,  # the longest prefix, name and value
+    }
+    manifest = flavor(name)
+    manifest["spec"]["nodeSelector"] = selector
+    apply(manifest, user="bob")
+    assert get("flavor", name)["spec"]["nodeSelector"] == selector
 
 
 def test_defaults_are_filled_in(cleanup: list) -> None:
@@ -202,6 +265,14 @@ def test_train_cars_never_change(cleanup: list) -> None:
             "or says remove: true",
         ),
         ({"flavor": "Bad_Name", "remove": True}, "spec.cars[0].flavor: Invalid value"),
+        (
+            {
+                "flavor": "a",
+                "revision": "3f2a9c1e",
+                "spec": {**flavor("x")["spec"], "nodeSelector": {"pool": "gpu a100"}},
+            },
+            f"nodeSelector value 'gpu a100' {NOT_A_VALUE}",
+        ),
     ],
 )
 def test_bad_car_is_refused(car: dict[str, Any], message: str, cleanup: list) -> None:

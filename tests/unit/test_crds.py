@@ -1,11 +1,17 @@
-"""crds/ is generated from the models and is what the API server can accept."""
+"""crds/ is generated from the models, is what the API server can accept, and agrees with them."""
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from adroit.api.base import LABEL_VALUE
 from adroit.api.crd import flavor_crd, render_crds, train_crd
+from adroit.api.flavor import LABEL_VALUE_OR_EMPTY, FlavorSpec
 from tests.kube import REPO
 
 
@@ -63,3 +69,34 @@ def test_names_and_columns() -> None:
     assert {"Phase", "Engineer", "Cars", "Age"} <= columns
     columns = {c["name"] for c in flavors["versions"][0]["additionalPrinterColumns"]}
     assert {"Owner", "Model Version", "Staging", "Production", "Age"} <= columns
+
+
+@given(st.text(alphabet="aZ09-_.é /\n", max_size=8))
+def test_short_label_value_pattern_is_the_label_value_pattern(text: str) -> None:
+    # The CRD uses a shorter spelling to keep the Train's CEL cost down; it must mean the same.
+    short = re.fullmatch(LABEL_VALUE_OR_EMPTY, text, re.ASCII) is not None
+    assert short == (text == "" or re.fullmatch(LABEL_VALUE, text) is not None)
+
+
+@pytest.mark.parametrize(
+    ("selector", "problem"),
+    [
+        ({"kubernetes.io/arch": "amd64", "pool": "gpu-a100", "dedicated": ""}, None),
+        ({"pool": "gpu a100"}, "nodeSelector value 'gpu a100' is not a node label value"),
+        ({"pool": "v" * 64}, "is not a node label value"),
+        ({"gpu type": "a100"}, "nodeSelector key 'gpu type' is not a node label key"),
+        ({"example.com/gpu/type": "a100"}, "is not a node label key"),
+        ({"a." * 127 + "b/pool": "a100"}, "is not a node label key"),
+        ({"pool\n": "a100"}, "is not a node label key"),
+    ],
+)
+def test_the_model_refuses_what_the_crd_refuses(
+    selector: dict[str, str], problem: str | None
+) -> None:
+    # The operator reads Flavors with the model: it must not refuse what the API server admits.
+    spec = {"owner": "ads", "model": {"name": "m", "version": "v1"}, "nodeSelector": selector}
+    if problem is None:
+        assert FlavorSpec.model_validate(spec).node_selector == selector
+    else:
+        with pytest.raises(ValidationError, match=re.escape(problem)):
+            FlavorSpec.model_validate(spec)

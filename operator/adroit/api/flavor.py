@@ -1,8 +1,22 @@
 """The Flavor resource: one deployable model-serving configuration (SPEC section 2)."""
 
-from pydantic import ConfigDict, Field
+import json
+import re
+from typing import Annotated
 
-from adroit.api.base import LABEL_VALUE, Report, Resource, cel, validations
+from pydantic import ConfigDict, Field, field_validator
+
+from adroit.api.base import (
+    LABEL_KEY,
+    LABEL_VALUE,
+    MAX_LABEL_KEY,
+    MAX_LABEL_KEY_PREFIX,
+    MAX_LABEL_VALUE,
+    Report,
+    Resource,
+    cel,
+    validations,
+)
 from adroit.api.conditions import Condition
 from adroit.api.names import MAX_FLAVOR_NAME
 
@@ -15,6 +29,72 @@ _RELATIVE_PATH = cel(
     "configPath is relative to the model's artifact root and may not climb out of it: "
     "remove the leading '/' and any '..'",
 )
+
+# nodeSelector is copied into the pods' spec, where the API server checks it as
+# labels: refuse here what it would refuse there, and say what to write instead.
+NODE_LABEL_KEY_HOW = (
+    "write a name of at most 63 letters, digits, '-', '_' and '.', starting and ending with a "
+    "letter or digit, with an optional lower-case DNS subdomain prefix of at most 253 "
+    "characters and '/' before it, e.g. pool or kubernetes.io/arch"
+)
+NODE_LABEL_VALUE_HOW = (
+    "write at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or "
+    "digit (or nothing), e.g. gpu-a100 rather than gpu a100"
+)
+
+
+def _cel_string(text: str) -> str:
+    """`text` as a CEL string literal."""
+    return json.dumps(text)
+
+
+def _is_label_key(key: str) -> str:
+    """CEL: the string `key` is a label key. The cheap size checks stop a huge key first."""
+    return (
+        f"size({key}) <= {MAX_LABEL_KEY} && {key}.indexOf('/') <= {MAX_LABEL_KEY_PREFIX} && "
+        f"{key}.matches('{LABEL_KEY}')"
+    )
+
+
+_NODE_LABEL_KEYS = cel(
+    f"self.all(k, {_is_label_key('k')})",
+    "a nodeSelector key is not a node label key: " + NODE_LABEL_KEY_HOW,
+    message_expression=_cel_string("nodeSelector key '")
+    + f" + self.filter(k, !({_is_label_key('k')}))[0] + "
+    + _cel_string("' is not a node label key: " + NODE_LABEL_KEY_HOW),
+)
+# LABEL_VALUE, or empty, in fewer characters: CEL charges a regular expression by
+# its length, and a Train embeds up to 2,000 specs of 20 values each. RE2's \w is
+# ASCII only, so [^\W_] is [A-Za-z0-9].
+LABEL_VALUE_OR_EMPTY = r"^([^\W_]([-\w.]*[^\W_])?)?$"
+_NODE_LABEL_VALUE = cel(
+    f"self.matches(r'{LABEL_VALUE_OR_EMPTY}')",  # maxLength refuses a long one first
+    "a nodeSelector value is not a node label value: " + NODE_LABEL_VALUE_HOW,
+    message_expression=_cel_string("nodeSelector value '")
+    + " + self + "
+    + _cel_string("' is not a node label value: " + NODE_LABEL_VALUE_HOW),
+)
+
+
+def node_label_problem(key: str, value: str) -> str | None:
+    """What is wrong with one nodeSelector entry, in the CRD's words; None if nothing."""
+    if (
+        len(key) > MAX_LABEL_KEY
+        or key.find("/") > MAX_LABEL_KEY_PREFIX
+        or not re.fullmatch(LABEL_KEY, key)
+    ):
+        return f"nodeSelector key '{key}' is not a node label key: {NODE_LABEL_KEY_HOW}"
+    if len(value) > MAX_LABEL_VALUE or not re.fullmatch(LABEL_VALUE_OR_EMPTY, value, re.ASCII):
+        return f"nodeSelector value '{value}' is not a node label value: {NODE_LABEL_VALUE_HOW}"
+    return None
+
+
+# maxLength bounds the CEL cost; the model leaves the length to node_label_problem,
+# so that it refuses with the same message as the API server.
+NodeLabelValue = Annotated[
+    str,
+    Field(json_schema_extra={"maxLength": MAX_LABEL_VALUE, **validations(_NODE_LABEL_VALUE)}),
+]
 
 
 class ModelRef(Resource):
@@ -214,10 +294,11 @@ class FlavorSpec(Resource):
         description="Replicas and memory per stage.",
         json_schema_extra={"default": Instances().to_wire()},
     )
-    node_selector: dict[str, str] | None = Field(
+    node_selector: dict[str, NodeLabelValue] | None = Field(
         default=None,
-        description="Run the model servers only on nodes with these labels, e.g. a GPU pool.",
-        json_schema_extra={"maxProperties": 20},
+        description="Run the model servers only on nodes with these labels, e.g. a GPU pool. "
+        "Keys and values follow the rules of Kubernetes labels.",
+        json_schema_extra={"maxProperties": 20, **validations(_NODE_LABEL_KEYS)},
     )
     shadow: Shadow | None = Field(
         default=None,
@@ -225,6 +306,15 @@ class FlavorSpec(Resource):
         "mirrored (copied) or a routed (served) share of live traffic. Runbook: a new or "
         "changed shadow model starts with trafficPercent 0; mirrored or live, never both.",
     )
+
+    @field_validator("node_selector")
+    @classmethod
+    def _node_labels(cls, selector: dict[str, str] | None) -> dict[str, str] | None:
+        for key, value in (selector or {}).items():
+            problem = node_label_problem(key, value)
+            if problem:
+                raise ValueError(problem)
+        return selector
 
 
 # --- status ---------------------------------------------------------------
