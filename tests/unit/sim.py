@@ -13,10 +13,10 @@ from adroit.api.flavor import FlavorSpec, FlavorStatus
 from adroit.api.settings import Settings, parse_settings
 from adroit.api.train import ON_THE_TRACKS, Phase, TrainSpec, TrainStatus
 from adroit.kube.read import workload_of
+from adroit.plan.machine import Notice
 from adroit.plan.quantity import mebibytes
 from adroit.plan.reconcile import Plan, reconcile
 from adroit.plan.render import DEPLOYMENT_LABEL, Stage
-from adroit.plan.trains import Notice
 from adroit.plan.world import ApprovalMark, FlavorView, Managed, Quota, StageWorld, TrainView, World
 from tests.kube import flavor
 

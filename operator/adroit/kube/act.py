@@ -18,9 +18,9 @@ from adroit.api.settings import Settings
 from adroit.kube.notify import notify
 from adroit.kube.read import ROUTES
 from adroit.plan.converge import Removal
+from adroit.plan.machine import Notice
 from adroit.plan.reconcile import Plan
 from adroit.plan.render import Manifest
-from adroit.plan.trains import Notice
 from adroit.plan.world import TrainView, World
 
 log = logging.getLogger("adroit.act")

@@ -16,6 +16,7 @@ from adroit.api.train import TrainSpec, TrainStatus
 from adroit.plan import render
 from adroit.plan.approvals import Stamp, verify
 from adroit.plan.quantity import mebibytes
+from adroit.plan.routes import ROUTE_KINDS
 from adroit.plan.world import (
     ApprovalMark,
     FlavorView,
@@ -29,10 +30,7 @@ from adroit.plan.world import (
 
 log = logging.getLogger("adroit.read")
 MANAGED = f"{names.MANAGED_BY}={names.MANAGED_BY_VALUE}"
-ROUTES = (
-    ("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute"),
-    ("networking.istio.io", "v1", "virtualservices", "VirtualService"),
-)
+ROUTES = tuple((k.group, k.version, k.plural, k.kind) for k in ROUTE_KINDS)
 CHANGED_BY = names.CHANGED_BY
 
 

@@ -8,7 +8,7 @@ from adroit.api.train import FINISHED, Phase
 from adroit.plan.conditions import set_condition
 from adroit.plan.render import shadow_view
 from adroit.plan.revision import flavor_revision
-from adroit.plan.routes import applied_split
+from adroit.plan.routes import ROUTE_KIND_NAMES, applied_split
 from adroit.plan.world import FlavorView, StageWorld, TrainView
 
 
@@ -29,7 +29,7 @@ def traffic_status(world: StageWorld, flavor: str) -> dict[str, object] | None:
     """The split the flavor's route actually carries in production, if it has a route."""
     routed = world.routed(flavor)
     workloads, others = world.of(flavor)
-    route = next((o for o in others if o.kind in ("HTTPRoute", "VirtualService")), None)
+    route = next((o for o in others if o.kind in ROUTE_KIND_NAMES), None)
     if routed is None or routed.release is None or route is None or route.body is None:
         return None
     shadow = next((w for w in workloads if w.role == "shadow"), None)

@@ -12,18 +12,13 @@ from adroit.api import names
 from adroit.api.flavor import FlavorStatus
 from adroit.api.settings import Settings
 from adroit.api.train import FINISHED, ON_THE_TRACKS, Car, Phase, TrainSpec
+from adroit.plan.cars import CarError, car_release, goes_to_production, images_for
 from adroit.plan.converge import Writes, converge
 from adroit.plan.flavors import flavor_status
-from adroit.plan.render import Release, Stage, StagePlan, render_stage
+from adroit.plan.render import Release, StagePlan, render_stage
 from adroit.plan.revision import flavor_revision
-from adroit.plan.trains import (
-    CarError,
-    TrainStep,
-    car_release,
-    goes_to_production,
-    images_for,
-    step_train,
-)
+from adroit.plan.stages import Stage
+from adroit.plan.trains import TrainStep, step_trains
 from adroit.plan.world import FlavorView, TrainView, World
 
 
@@ -41,27 +36,11 @@ _KEEP = object()  # a stage target meaning: leave the flavor as it is there
 
 
 def _step_all(world: World, settings: Settings) -> tuple[list[TrainView], dict[str, TrainStep]]:
-    """Step every train, first created first, so only the first in line may depart."""
-    order = sorted(world.trains, key=lambda t: (t.created_at, t.name))
-    stepped: dict[str, TrainView] = {t.name: t for t in order}
-    changed: dict[str, TrainStep] = {}
-    for train in order:
-        others = [stepped[n] for n in stepped if n != train.name]
-        on_tracks = next((o.name for o in others if o.status.phase in ON_THE_TRACKS), None)
-        ahead = next(
-            (
-                o.name
-                for o in others
-                if (o.created_at, o.name) < (train.created_at, train.name)
-                and (o.status.phase is None or o.status.phase == Phase.QUEUED)
-            ),
-            None,
-        )
-        step = step_train(train, world, settings, on_tracks=on_tracks, ahead=ahead)
-        if step.status != train.status:
-            changed[train.name] = step
-            stepped[train.name] = replace(train, status=step.status)
-    return list(stepped.values()), changed
+    changed = step_trains(world, settings)
+    trains = [
+        replace(t, status=changed[t.name].status) if t.name in changed else t for t in world.trains
+    ]
+    return trains, changed
 
 
 def _holding(

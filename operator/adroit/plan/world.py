@@ -6,7 +6,8 @@ from typing import Any
 
 from adroit.api.flavor import FlavorSpec, FlavorStatus
 from adroit.api.train import TrainSpec, TrainStatus
-from adroit.plan.render import Release, Stage
+from adroit.plan.render import Release
+from adroit.plan.stages import Stage
 
 
 @dataclass(frozen=True)
