@@ -12,6 +12,19 @@ from adroit.plan.world import World
 class CarError(ValueError):
     """A car that cannot run with these settings."""
 
+    reason = "UnknownRuntime"
+
+
+class SnapshotMissing(CarError):
+    """A car whose spec is neither embedded nor filled in from its ControllerRevision."""
+
+    reason = "SnapshotMissing"
+
+
+def snapshot_name(flavor: str, revision: str) -> str:
+    """The ControllerRevision that keeps the spec of a car carrying `revision` of `flavor`."""
+    return f"{flavor}-{revision}"
+
 
 def runtime_image(flavor: str, runtime: str | None, settings: Settings) -> str:
     """The catalog's image for a runtime (the settings' default when None)."""
@@ -35,8 +48,14 @@ def images_for(flavor: str, spec: FlavorSpec, settings: Settings) -> tuple[str, 
 
 def car_release(car: Car, train: str, settings: Settings) -> Release | None:
     """What the car runs (None: the car removes its flavor); images as the train recorded them."""
-    if car.remove or car.spec is None:
+    if car.remove:
         return None
+    if car.spec is None:
+        name = snapshot_name(car.flavor, car.revision or "")
+        raise SnapshotMissing(
+            f"car {car.flavor}: snapshot {name} not found: the ControllerRevision that keeps "
+            f"revision {car.revision}'s spec is missing; create a new Train for the flavor"
+        )
     if car.image and (car.spec.shadow is None or car.shadow_image):
         image, shadow = car.image, car.shadow_image
     else:
@@ -67,4 +86,8 @@ def car_health(
         return Health(gone, gone, 0, 0, None if gone else f"{flavor} is being removed")
     namespace = stage_namespace(stage, settings.namespaces)
     traffic = settings.traffic if stage is Stage.PRODUCTION else None
-    return health(render_stage(release, stage, namespace, traffic), place, flavor)
+    try:
+        plan = render_stage(release, stage, namespace, traffic)
+    except Exception as error:  # bad data or a bug: this car fails, the others go on
+        return Health(False, False, 0, 0, f"cannot be rendered: {error}", stuck=True)
+    return health(plan, place, flavor)

@@ -67,16 +67,32 @@ def _enter(
             "reason": reason,
             "message": message,
             "window_opens_at": None,
+            "deadline": None,
+            "verifying_until": None,
             "history": [*status.history, entry],
         }
     )
 
 
 def _wait(
-    status: TrainStatus, reason: str, message: str, opens_at: datetime | None = None
+    status: TrainStatus,
+    reason: str,
+    message: str,
+    opens_at: datetime | None = None,
+    *,
+    deadline: datetime | None = None,
+    verifying_until: datetime | None = None,
 ) -> TrainStatus:
+    """The status of a train that stays in its phase: the message says what it waits for,
+    and never how long it has waited (times are fields), so it changes only with the state."""
     return status.model_copy(
-        update={"reason": reason, "message": message, "window_opens_at": opens_at}
+        update={
+            "reason": reason,
+            "message": message,
+            "window_opens_at": opens_at,
+            "deadline": deadline,
+            "verifying_until": verifying_until,
+        }
     )
 
 
@@ -88,6 +104,18 @@ def _fmt(moment: datetime | None, settings: Settings) -> str:
 
 def _seconds(delta: timedelta) -> str:
     return f"{int(delta.total_seconds())}s"
+
+
+def _clock(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# The phases in which a train's cars are written to each stage: a write of one of
+# its cars that the API server refuses there fails the car (and the train).
+_WRITING = {
+    Stage.STAGING: frozenset({Phase.STAGING, Phase.VERIFYING, Phase.AWAITING_APPROVAL}),
+    Stage.PRODUCTION: frozenset({Phase.PROMOTING}),
+}
 
 
 class Machine:
@@ -107,6 +135,7 @@ class Machine:
         self.status = view.status
         self.notices: list[Notice] = []
         self.failed: dict[str, str] = {}  # flavor -> why, for the car that failed
+        self._healths: dict[Stage, dict[str, Health]] = {}
 
     # --- bookkeeping -----------------------------------------------------
 
@@ -134,8 +163,23 @@ class Machine:
             )
         )
 
-    def wait(self, reason: str, message: str, opens_at: datetime | None = None) -> None:
-        self.status = _wait(self.status, reason, message, opens_at)
+    def wait(
+        self,
+        reason: str,
+        message: str,
+        opens_at: datetime | None = None,
+        *,
+        deadline: datetime | None = None,
+        verifying_until: datetime | None = None,
+    ) -> None:
+        self.status = _wait(
+            self.status,
+            reason,
+            message,
+            opens_at,
+            deadline=deadline,
+            verifying_until=verifying_until,
+        )
 
     def releases(self) -> dict[str, Release | None]:
         return {
@@ -143,14 +187,52 @@ class Machine:
         }
 
     def healths(self, stage: Stage) -> dict[str, Health]:
+        """Each car's health in `stage` (computed once per step: the world does not change)."""
+        if stage not in self._healths:
+            cars = self.view.spec.cars
+            if stage is Stage.PRODUCTION:
+                cars = [c for c in cars if goes_to_production(c)]
+            releases = self.releases()
+            self._healths[stage] = {
+                c.flavor: car_health(releases[c.flavor], c.flavor, stage, self.world, self.settings)
+                for c in cars
+            }
+        return self._healths[stage]
+
+    def refused(self, stage: Stage) -> dict[str, str]:
+        """The cars whose writes to `stage` the API server refused, with its message."""
+        if self.status.phase not in _WRITING[stage]:
+            return {}
         cars = self.view.spec.cars
         if stage is Stage.PRODUCTION:
             cars = [c for c in cars if goes_to_production(c)]
-        releases = self.releases()
-        return {
-            c.flavor: car_health(releases[c.flavor], c.flavor, stage, self.world, self.settings)
-            for c in cars
-        }
+        errors = self.world.errors
+        return {c.flavor: errors[(c.flavor, stage)] for c in cars if (c.flavor, stage) in errors}
+
+    def _write_refused(self) -> bool:
+        """End the train when a write of one of its cars was refused, naming car and message."""
+        for stage, ends, consequence in (
+            (Stage.STAGING, Phase.ROLLED_BACK, "staging is put back to what production runs"),
+            (
+                Stage.PRODUCTION,
+                Phase.FAILED,
+                "production keeps what it ran, staging is reverted",
+            ),
+        ):
+            refused = self.refused(stage)
+            if not refused:
+                continue
+            for flavor, message in refused.items():
+                self.failed[flavor] = f"the API server refused its {stage} write: {message}"
+            flavor, message = next(iter(refused.items()))
+            self.enter(
+                ends,
+                "WriteRefused",
+                f"car {flavor} in {stage}: the API server refused it: {message}; {consequence}",
+                warning=True,
+            )
+            return True
+        return False
 
     def window_open(self) -> bool:
         return self.view.override_window or window_state(self.settings.deploy_window, self.now).open
@@ -182,10 +264,12 @@ class Machine:
                 warning=True,
             )
             return
+        if self._write_refused():
+            return
         try:
             self.releases()
         except CarError as error:
-            self.enter(Phase.FAILED, "UnknownRuntime", str(error), warning=True)
+            self.enter(Phase.FAILED, error.reason, str(error), warning=True)
             return
         TRANSITIONS[phase].handler(self)
 
@@ -272,11 +356,12 @@ class Machine:
                 warning=True,
             )
             return None
-        done = sum(h.converged for h in healths.values())
+        deadline = (since(self.status, entered) or self.now) + timeout
         self.wait(
             f"WaitingFor{stage.value.capitalize()}",
-            f"{done} of {len(healths)} car(s) Available in {stage} after {_seconds(elapsed)} "
-            f"(timeout {_seconds(timeout)})",
+            f"waiting for every car to be Available in {stage} (status.cars says which are); "
+            f"the train times out at {_clock(deadline)}",
+            deadline=deadline,
         )
         return None
 
@@ -305,11 +390,13 @@ class Machine:
         ):
             return
         started = since(self.status, Phase.VERIFYING) or self.now
-        verify_for = self.settings.timeouts.verify_for
-        if self.now - started < verify_for:
+        until = started + self.settings.timeouts.verify_for
+        if self.now < until:
             self.wait(
                 "Verifying",
-                f"staging healthy for {_seconds(self.now - started)} of {_seconds(verify_for)}",
+                f"staging must stay healthy for {_seconds(self.settings.timeouts.verify_for)}, "
+                f"until {_clock(until)}",
+                verifying_until=until,
             )
             return
         spec = self.view.spec

@@ -6,6 +6,7 @@ its pods. Nothing in the pod template depends on the role or the train.
 """
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -25,6 +26,7 @@ REVISION = "adroit.dev/revision"
 TRAIN = "adroit.dev/train"
 FLAVOR_SPEC = "adroit.dev/flavor-spec"
 IMAGE = "adroit.dev/image"
+SHADOW_IMAGE = "adroit.dev/shadow-image"
 APPLIED = "adroit.dev/applied-hash"
 DEPLOYMENT_LABEL = "adroit.dev/deployment"
 
@@ -116,6 +118,34 @@ def shadow_view(release: Release) -> Release | None:
     return replace(release, spec=spec, image=release.shadow_image or release.image)
 
 
+def release_annotations(release: Release) -> dict[str, str]:
+    """What a Deployment carries so that its release can be read back (`release_of`)."""
+    annotations = {
+        REVISION: release.revision,
+        TRAIN: release.train,
+        IMAGE: release.image,
+        FLAVOR_SPEC: json.dumps(release.spec.to_wire(), sort_keys=True),
+    }
+    if release.spec.shadow is not None and release.shadow_image is not None:
+        annotations[SHADOW_IMAGE] = release.shadow_image
+    return annotations
+
+
+def release_of(flavor: str, annotations: Mapping[str, str]) -> Release | None:
+    """The release a Deployment's annotations describe (None: they cannot be read back)."""
+    try:
+        spec = FlavorSpec.model_validate(json.loads(annotations[FLAVOR_SPEC]))
+        return Release(
+            flavor=flavor,
+            spec=spec,
+            image=annotations[IMAGE],
+            train=annotations[TRAIN],
+            shadow_image=annotations.get(SHADOW_IMAGE) if spec.shadow is not None else None,
+        )
+    except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
+        return None
+
+
 def render_deployment(
     release: Release, stage: Stage, role: Role, namespace: str, runs: Release | None = None
 ) -> Manifest:
@@ -136,12 +166,7 @@ def render_deployment(
                 "name": name,
                 "namespace": namespace,
                 "labels": {**object_labels(release.flavor, stage, role), DEPLOYMENT_LABEL: name},
-                "annotations": {
-                    REVISION: release.revision,
-                    TRAIN: release.train,
-                    IMAGE: release.image,
-                    FLAVOR_SPEC: json.dumps(release.spec.to_wire(), sort_keys=True),
-                },
+                "annotations": release_annotations(release),
             },
             "spec": {
                 "replicas": replicas,
