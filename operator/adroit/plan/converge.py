@@ -86,12 +86,12 @@ def converge(flavor: str, plan: StagePlan | None, world: StageWorld) -> Writes:
             + tuple(Removal(o.kind, o.name, ns) for o in others)
         )
     found = _index(workloads, others)
-    changed = [m for m in plan.workloads if not _current(m, found)]
-    if changed or not health(plan, world, flavor).available:
+    current = {_key(m): _current(m, found) for m in plan.workloads + plan.routing}
+    changed = [m for m in plan.workloads if not current[_key(m)]]
+    if changed or not _health(plan, found, current).available:
         return Writes(apply=tuple(changed))
-    routing = [m for m in plan.routing if not _current(m, found)]
-    keep = {_key(m) for m in plan.workloads + plan.routing}
-    leftovers = [key for key in found if key not in keep]
+    routing = [m for m in plan.routing if not current[_key(m)]]
+    leftovers = [key for key in found if key not in current]
     return Writes(
         apply=tuple(routing),
         delete=tuple(Removal(kind, name, ns) for kind, name in leftovers) if not routing else (),
@@ -99,8 +99,14 @@ def converge(flavor: str, plan: StagePlan | None, world: StageWorld) -> Writes:
 
 
 def health(plan: StagePlan, world: StageWorld, flavor: str) -> Health:
-    workloads, others = world.of(flavor)
-    found = _index(workloads, others)
+    found = _index(*world.of(flavor))
+    current = {_key(m): _current(m, found) for m in plan.workloads + plan.routing}
+    return _health(plan, found, current)
+
+
+def _health(
+    plan: StagePlan, found: dict[Key, Workload | Managed], current: dict[Key, bool]
+) -> Health:
     wanted = ready = 0
     available = True
     problem: str | None = None
@@ -110,7 +116,7 @@ def health(plan: StagePlan, world: StageWorld, flavor: str) -> Health:
         replicas = int(manifest["spec"]["replicas"])
         wanted += replicas
         seen = found.get(("Deployment", name))
-        if not isinstance(seen, Workload) or not _current(manifest, found):
+        if not isinstance(seen, Workload) or not current[_key(manifest)]:
             available = False
             problem = problem or f"Deployment {name} is being applied"
             continue
@@ -123,7 +129,6 @@ def health(plan: StagePlan, world: StageWorld, flavor: str) -> Health:
                 or f"Deployment {name}: {seen.available_count}/{replicas} available"
             )
             stuck = stuck or seen.stuck
-    keep = {_key(m) for m in plan.workloads + plan.routing}
-    routed = all(_current(m, found) for m in plan.routing)
-    converged = available and routed and set(found) <= keep
+    routed = all(current[_key(m)] for m in plan.routing)
+    converged = available and routed and set(found) <= set(current)
     return Health(converged, available, ready, wanted, None if available else problem, stuck)

@@ -6,7 +6,7 @@ there with an equal value. Quantities compare by value (the API server may
 write 1024Mi back as 1Gi), numbers by value (10 and 10.0).
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from adroit.plan.quantity import quantity_value
@@ -29,25 +29,27 @@ def trimmed(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 def contains(live: Any, desired: Any) -> bool:
     """Whether `live` has every field `desired` sets, with an equal value."""
-    if isinstance(desired, Mapping):
-        return isinstance(live, Mapping) and all(
+    # JSON from the API server and from render is dicts and lists: concrete type checks
+    # keep this cheap, as it runs on every object of every flavor planned; equal
+    # subtrees (most of them) are settled by one comparison in C.
+    if isinstance(desired, dict):
+        if live == desired:
+            return True
+        return isinstance(live, dict) and all(
             key in live and contains(live[key], value)
             for key, value in desired.items()
             if value is not None
         )
-    if isinstance(desired, str | bytes) or not isinstance(desired, Sequence):
-        return _same_value(live, desired)
-    return (
-        isinstance(live, Sequence)
-        and not isinstance(live, str | bytes)
-        and len(live) == len(desired)
-        and all(contains(a, b) for a, b in zip(live, desired, strict=True))
-    )
+    if isinstance(desired, list | tuple):
+        return (
+            isinstance(live, list | tuple)
+            and len(live) == len(desired)
+            and all(contains(a, b) for a, b in zip(live, desired, strict=True))
+        )
+    return _same_value(live, desired)
 
 
 def _same_value(live: Any, desired: Any) -> bool:
-    if isinstance(desired, bool) or isinstance(live, bool):
-        return live is desired
     if live == desired:
         return True
     if isinstance(live, str) and isinstance(desired, str):
