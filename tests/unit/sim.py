@@ -2,7 +2,7 @@
 
 It does what Kubernetes does to the objects the plan writes: stores them, and
 makes a Deployment Available unless its flavor is marked broken. Status
-reading goes through the kube layer's own parser (workload_of).
+reading goes through the parsers the kube layer uses (plan.observe).
 """
 
 from dataclasses import replace
@@ -11,13 +11,15 @@ from typing import Any
 
 from adroit.api.flavor import FlavorSpec, FlavorStatus
 from adroit.api.settings import Settings, parse_settings
-from adroit.api.train import ON_THE_TRACKS, Phase, TrainSpec, TrainStatus
-from adroit.kube.read import workload_of
+from adroit.api.train import FINISHED, ON_THE_TRACKS, Phase, TrainSpec, TrainStatus
+from adroit.plan.cars import snapshot_name
+from adroit.plan.formation import snapshot_spec
+from adroit.plan.machine import Notice
+from adroit.plan.observe import managed_of, workload_of
 from adroit.plan.quantity import mebibytes
 from adroit.plan.reconcile import Plan, reconcile
-from adroit.plan.render import DEPLOYMENT_LABEL, Stage
-from adroit.plan.trains import Notice
-from adroit.plan.world import ApprovalMark, FlavorView, Managed, Quota, StageWorld, TrainView, World
+from adroit.plan.render import Stage
+from adroit.plan.world import ApprovalMark, FlavorView, Quota, StageWorld, TrainView, World
 from tests.kube import flavor
 
 ALWAYS_OPEN = """
@@ -50,6 +52,11 @@ class Sim:
             Stage.PRODUCTION: {},
         }
         self.broken: set[str] = set()
+        self.revisions: dict[str, dict[str, Any]] = {}  # ControllerRevisions, by name
+        # Writes the API server refuses, with its message; and the errors the kube
+        # layer recorded (a key's error goes once its writes succeed).
+        self.refused: dict[tuple[str, Stage], str] = {}
+        self.errors: dict[tuple[str, Stage], str] = {}
         self.notices: list[tuple[str, Notice]] = []
         self.history: list[Plan] = []
 
@@ -107,17 +114,7 @@ class Sim:
                 }
                 workloads.append(workload_of(item, []))
             else:
-                target = manifest["spec"].get("selector", {}).get(DEPLOYMENT_LABEL)
-                others.append(
-                    Managed(
-                        kind,
-                        meta["name"],
-                        meta["labels"]["adroit.dev/flavor"],
-                        meta["annotations"]["adroit.dev/applied-hash"],
-                        target if kind == "Service" else None,
-                        body={"kind": kind, "spec": manifest["spec"]},
-                    )
-                )
+                others.append(managed_of(kind, manifest))
         quota = self.quota if stage is Stage.PRODUCTION else None
         if quota is not None:  # what runs uses the quota, as Kubernetes counts it
             used = sum(
@@ -133,13 +130,33 @@ class Sim:
             quota = Quota(quota.hard_mib, used)
         return StageWorld(ns, tuple(workloads), tuple(others), quota)
 
+    def train_view(self, train: TrainView, errors: dict[tuple[str, Stage], str]) -> TrainView:
+        """The train as the kube layer hands it over: car specs filled from their snapshots."""
+        if train.status.phase in FINISHED:
+            return train
+        cars = []
+        for car in train.spec.cars:
+            if car.spec is None and not car.remove and car.revision:
+                name = snapshot_name(car.flavor, car.revision)
+                kept = self.revisions.get(name)
+                spec = snapshot_spec(car.revision, kept["data"]) if kept else None
+                if spec is None:
+                    errors[(car.flavor, Stage.STAGING)] = f"snapshot {name} not found"
+                car = car.model_copy(update={"spec": spec})
+            cars.append(car)
+        return replace(train, spec=train.spec.model_copy(update={"cars": cars}))
+
     def world(self) -> World:
+        errors = dict(self.errors)
+        trains = tuple(self.train_view(t, errors) for t in self.trains.values())
         return World(
             now=self.now,
             flavors=dict(self.flavors),
-            trains=tuple(self.trains.values()),
+            trains=trains,
             staging=self.stage_world(Stage.STAGING),
             production=self.stage_world(Stage.PRODUCTION),
+            errors=errors,
+            snapshots=frozenset(self.revisions),
         )
 
     def step(self) -> Plan:
@@ -149,11 +166,17 @@ class Sim:
             self.settings.namespaces.staging: Stage.STAGING,
             self.settings.namespaces.production: Stage.PRODUCTION,
         }
-        for manifest in plan.writes.apply:
-            stage = stage_of[manifest["metadata"]["namespace"]]
-            self.objects[stage][(manifest["kind"], manifest["metadata"]["name"])] = manifest
-        for removal in plan.writes.delete:
-            self.objects[stage_of[removal.namespace]].pop((removal.kind, removal.name), None)
+        for key, writes in plan.stages.items():
+            if writes and key in self.refused:
+                self.errors[key] = self.refused[key]
+                continue
+            self.errors.pop(key, None)
+            for manifest in writes.apply:
+                stage = stage_of[manifest["metadata"]["namespace"]]
+                self.objects[stage][(manifest["kind"], manifest["metadata"]["name"])] = manifest
+            for removal in writes.delete:
+                self.objects[stage_of[removal.namespace]].pop((removal.kind, removal.name), None)
+        self.errors.update(plan.errors)
         for name, step in plan.trains.items():
             self.trains[name] = replace(self.trains[name], status=step.status)
             self.notices += [(name, n) for n in step.notices]
@@ -163,6 +186,13 @@ class Sim:
             self.flavors[name] = replace(self.flavors[name], has_finalizer=True)
         for name in plan.remove_finalizer:
             del self.flavors[name]
+        for name in plan.pruning.trains:
+            del self.trains[name]
+        for name in plan.pruning.revisions:
+            del self.revisions[name]
+        if plan.formation is not None:
+            for revision in plan.formation.revisions:
+                self.revisions.setdefault(revision["metadata"]["name"], revision)
         if plan.new_train is not None and plan.new_train["metadata"]["name"] not in self.trains:
             self.create_train(
                 plan.new_train["metadata"]["name"], TrainSpec.model_validate(plan.new_train["spec"])
@@ -189,6 +219,7 @@ class Sim:
                 or plan.flavors
                 or plan.add_finalizer
                 or plan.remove_finalizer
+                or plan.pruning
             ):
                 return
         raise AssertionError("the plan never settles: it keeps writing")

@@ -212,6 +212,12 @@ class Settings(Section):
     notifications: Notifications = Field(default_factory=Notifications)
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
     admission: Admission = Field(default_factory=Admission)
+    train_history_limit: int = Field(
+        default=50,
+        ge=0,
+        description="How many finished trains are kept (like a Deployment's "
+        "revisionHistoryLimit); older ones are deleted, oldest first.",
+    )
 
     @field_validator("runtimes")
     @classmethod

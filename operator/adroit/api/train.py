@@ -27,6 +27,12 @@ ON_THE_TRACKS = frozenset(
     {Phase.STAGING, Phase.VERIFYING, Phase.AWAITING_APPROVAL, Phase.PROMOTING}
 )
 FINISHED = frozenset({Phase.DEPLOYED, Phase.ROLLED_BACK, Phase.ABORTED, Phase.FAILED})
+ENDED_BADLY = FINISHED - {Phase.DEPLOYED}
+
+
+# One train carries a platform-wide change (one approval); the operator forms
+# trains of at most this many cars, and the rest board the next.
+MAX_CARS = 2000
 
 
 class CarState(StrEnum):
@@ -46,10 +52,11 @@ class Car(Resource):
     model_config = ConfigDict(
         json_schema_extra=validations(
             cel(
-                "(has(self.remove) && self.remove) ? !has(self.spec) "
-                ": (has(self.spec) && has(self.revision))",
-                "a car either carries a flavor's revision and spec, or says remove: true "
-                "(and carries no spec)",
+                "(has(self.remove) && self.remove) ? (!has(self.spec) && !has(self.revision)) "
+                ": has(self.revision)",
+                "a car either names a flavor's revision (with its spec, or with the spec kept "
+                "in the ControllerRevision FLAVOR-REVISION), or says remove: true and carries "
+                "neither",
             )
         )
     )
@@ -65,13 +72,17 @@ class Car(Resource):
         min_length=1,
         max_length=63,
         pattern=r"^[a-f0-9]+$",
-        description="Hash of the Flavor spec the car carries.",
+        description="Hash of the Flavor spec the car carries. Required unless remove is true.",
     )
     spec: FlavorSpec | None = Field(
-        default=None, description="That Flavor spec, as it was when the train formed."
+        default=None,
+        description="That Flavor spec, as it was when the train formed. Optional: when left "
+        "out, the spec is the data of the apps/v1 ControllerRevision named FLAVOR-REVISION in "
+        "the train's namespace (trains the operator forms keep their specs there).",
     )
     remove: bool = Field(
-        default=False, description="The flavor was deleted: take it out of every stage."
+        default=False,
+        description="The flavor was deleted: take it out of every stage (no revision, no spec).",
     )
     image: str | None = Field(
         default=None,
@@ -109,7 +120,7 @@ class TrainSpec(Resource):
     )
     cars: list[Car] = Field(
         min_length=1,
-        max_length=200,
+        max_length=MAX_CARS,
         description="The flavor revisions the train carries, at most one per flavor.",
         json_schema_extra={
             "x-kubernetes-list-type": "map",
@@ -165,6 +176,14 @@ class TrainStatus(Report):
     message: str | None = Field(default=None, description="The same, for a person.")
     window_opens_at: datetime | None = Field(
         default=None, description="When the deploy window next opens, while the train waits for it."
+    )
+    deadline: datetime | None = Field(
+        default=None,
+        description="While Staging or Promoting: when the phase times out if the cars are not "
+        "all Available by then.",
+    )
+    verifying_until: datetime | None = Field(
+        default=None, description="While Verifying: when the verification ends."
     )
     car_count: int | None = Field(default=None, description="How many cars the train carries.")
     cars: list[CarStatus] = Field(

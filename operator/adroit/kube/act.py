@@ -18,9 +18,9 @@ from adroit.api.settings import Settings
 from adroit.kube.notify import notify
 from adroit.kube.read import ROUTES
 from adroit.plan.converge import Removal
+from adroit.plan.machine import Notice
 from adroit.plan.reconcile import Plan
 from adroit.plan.render import Manifest
-from adroit.plan.trains import Notice
 from adroit.plan.world import TrainView, World
 
 log = logging.getLogger("adroit.act")
@@ -224,6 +224,15 @@ async def carry_out(api: client.ApiClient, plan: Plan, world: World, settings: S
         await set_finalizers(api, control, name, flavor.resource_version, keep)
         writes += 1
 
+    if plan.formation is not None:
+        for revision in plan.formation.revisions:  # the cars' spec snapshots, first
+            try:
+                apps = client.AppsV1Api(api)
+                await apps.create_namespaced_controller_revision(control, revision)  # type: ignore[arg-type]
+            except ApiException as error:
+                if error.status != 409:  # same name, same content
+                    raise
+            writes += 1
     if plan.new_train is not None:
         try:
             await client.CustomObjectsApi(api).create_namespaced_custom_object(

@@ -1,6 +1,5 @@
 """Read the World: Flavors, Trains, and what the operator manages in each stage."""
 
-import json
 import logging
 from datetime import datetime
 from typing import Any
@@ -13,9 +12,10 @@ from adroit.api import names
 from adroit.api.flavor import FlavorSpec, FlavorStatus
 from adroit.api.settings import Settings
 from adroit.api.train import TrainSpec, TrainStatus
-from adroit.plan import render
 from adroit.plan.approvals import Stamp, verify
+from adroit.plan.observe import managed_of, workload_of
 from adroit.plan.quantity import mebibytes
+from adroit.plan.routes import ROUTE_KINDS
 from adroit.plan.world import (
     ApprovalMark,
     FlavorView,
@@ -23,16 +23,12 @@ from adroit.plan.world import (
     Quota,
     StageWorld,
     TrainView,
-    Workload,
     World,
 )
 
 log = logging.getLogger("adroit.read")
 MANAGED = f"{names.MANAGED_BY}={names.MANAGED_BY_VALUE}"
-ROUTES = (
-    ("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute"),
-    ("networking.istio.io", "v1", "virtualservices", "VirtualService"),
-)
+ROUTES = tuple((k.group, k.version, k.plural, k.kind) for k in ROUTE_KINDS)
 CHANGED_BY = names.CHANGED_BY
 
 
@@ -160,63 +156,6 @@ async def read_trains(
     return trains
 
 
-def _release(meta: dict[str, Any]) -> render.Release | None:
-    annotations = meta.get("annotations") or {}
-    try:
-        spec = FlavorSpec.model_validate(json.loads(annotations[render.FLAVOR_SPEC]))
-        return render.Release(
-            flavor=meta["labels"][names.FLAVOR_LABEL],
-            spec=spec,
-            image=annotations[render.IMAGE],
-            train=annotations[render.TRAIN],
-        )
-    except (KeyError, ValueError, ValidationError):
-        return None
-
-
-def _unschedulable(pods: list[dict[str, Any]], deployment: str) -> str | None:
-    for pod in pods:
-        if (pod["metadata"].get("labels") or {}).get(render.DEPLOYMENT_LABEL) != deployment:
-            continue
-        for condition in (pod.get("status") or {}).get("conditions") or []:
-            if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
-                why = condition.get("message", "")
-                return f"pod {pod['metadata']['name']} cannot be scheduled: {why}"
-    return None
-
-
-def workload_of(item: dict[str, Any], pods: list[dict[str, Any]]) -> Workload:
-    meta, spec, status = item["metadata"], item["spec"], item.get("status") or {}
-    replicas = int(spec.get("replicas", 1))
-    available = (
-        int(status.get("observedGeneration", 0)) >= int(meta.get("generation", 1))
-        and int(status.get("updatedReplicas", 0)) >= replicas
-        and int(status.get("availableReplicas", 0)) >= replicas
-    )
-    stuck = any(
-        c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
-        for c in status.get("conditions") or []
-    )
-    ready = int(status.get("readyReplicas", 0))
-    problem = None
-    if not available:
-        problem = _unschedulable(pods, meta["name"]) or (
-            f"Deployment {meta['name']}: {ready}/{replicas} ready"
-        )
-    return Workload(
-        name=meta["name"],
-        flavor=meta["labels"].get(names.FLAVOR_LABEL, ""),
-        role=meta["labels"].get(names.ROLE_LABEL, ""),
-        applied_hash=(meta.get("annotations") or {}).get(render.APPLIED, ""),
-        release=_release(meta),
-        replicas=replicas,
-        ready_replicas=ready,
-        available=available,
-        problem=problem,
-        stuck=stuck,
-    )
-
-
 async def read_stage(api: client.ApiClient, namespace: str, production: bool = False) -> StageWorld:
     """What the operator manages in a stage; routes and the memory quota only in production."""
     apps, core, policy = client.AppsV1Api(api), client.CoreV1Api(api), client.PolicyV1Api(api)
@@ -234,16 +173,6 @@ async def read_stage(api: client.ApiClient, namespace: str, production: bool = F
     if any(not workload_of(d, []).available for d in deployments):
         pods = (await _json(core.list_namespaced_pod, namespace, label_selector=MANAGED))["items"]
 
-    def managed(kind: str, item: dict[str, Any], target: str | None = None) -> Managed:
-        meta = item["metadata"]
-        return Managed(
-            kind,
-            meta["name"],
-            meta["labels"].get(names.FLAVOR_LABEL, ""),
-            (meta.get("annotations") or {}).get(render.APPLIED, ""),
-            target,
-        )
-
     for group, version, plural, kind in ROUTES if production else ():
         try:
             routes = (
@@ -260,25 +189,12 @@ async def read_stage(api: client.ApiClient, namespace: str, production: bool = F
             if error.status != 404:  # the router's CRDs are not installed
                 raise
             routes = []
-        for route in routes:
-            meta = route["metadata"]
-            routed.append(
-                Managed(
-                    kind,
-                    meta["name"],
-                    meta["labels"].get(names.FLAVOR_LABEL, ""),
-                    (meta.get("annotations") or {}).get(render.APPLIED, ""),
-                    body={"kind": kind, "spec": route.get("spec") or {}},
-                )
-            )
+        routed += [managed_of(kind, route) for route in routes]
     quotas = (
         (await _json(core.list_namespaced_resource_quota, namespace))["items"] if production else []
     )
-    others = [
-        managed("Service", s, (s["spec"].get("selector") or {}).get(render.DEPLOYMENT_LABEL))
-        for s in services
-    ]
-    others += [managed("PodDisruptionBudget", b) for b in budgets]
+    others = [managed_of("Service", s) for s in services]
+    others += [managed_of("PodDisruptionBudget", b) for b in budgets]
     others += routed
     return StageWorld(
         namespace, tuple(workload_of(d, pods) for d in deployments), tuple(others), quota_of(quotas)

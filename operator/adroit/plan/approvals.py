@@ -13,7 +13,7 @@ from datetime import datetime
 
 from adroit.api import names
 from adroit.api.train import FINISHED, Phase, TrainSpec
-from adroit.plan.trains import needs_approval
+from adroit.plan.cars import needs_approval
 
 GUARDED = (names.APPROVED, names.OVERRIDE_WINDOW)  # need the verb `approve`
 STAMPED = (names.APPROVED, names.OVERRIDE_WINDOW, names.ABORT)  # carry a signed record

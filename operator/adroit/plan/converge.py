@@ -2,11 +2,16 @@
 
 Blue-green per stage: new Deployments first; Services and the budget switch
 to them only once every one is Available; what is left over goes last. An
-object whose applied hash already matches is never written again.
+object is written again only when its applied hash differs from the
+manifest's, or when it drifted: the live object no longer contains what the
+manifest sets (replicas scaled, an image edited). A deleted object is simply
+missing, and is applied again.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from adroit.plan.drift import drifted
 from adroit.plan.render import APPLIED, Manifest, StagePlan
 from adroit.plan.world import Managed, StageWorld, Workload
 
@@ -42,14 +47,33 @@ class Health:
     stuck: bool = False
 
 
+Key = tuple[str, str]  # kind, name
+
+
 def _hash(manifest: Manifest) -> str:
     return str(manifest["metadata"]["annotations"][APPLIED])
 
 
-def _index(workloads: list[Workload], others: list[Managed]) -> dict[tuple[str, str], str]:
-    found = {("Deployment", w.name): w.applied_hash for w in workloads}
-    found.update({(o.kind, o.name): o.applied_hash for o in others})
+def _key(manifest: Manifest) -> Key:
+    return (manifest["kind"], manifest["metadata"]["name"])
+
+
+def _index(
+    workloads: Sequence[Workload], others: Sequence[Managed]
+) -> dict[Key, Workload | Managed]:
+    found: dict[Key, Workload | Managed] = {("Deployment", w.name): w for w in workloads}
+    found.update({(o.kind, o.name): o for o in others})
     return found
+
+
+def _current(manifest: Manifest, found: dict[Key, Workload | Managed]) -> bool:
+    """Whether the live object is what the manifest says."""
+    seen = found.get(_key(manifest))
+    return (
+        seen is not None
+        and seen.applied_hash == _hash(manifest)
+        and not drifted(seen.body, manifest)
+    )
 
 
 def converge(flavor: str, plan: StagePlan | None, world: StageWorld) -> Writes:
@@ -62,14 +86,12 @@ def converge(flavor: str, plan: StagePlan | None, world: StageWorld) -> Writes:
             + tuple(Removal(o.kind, o.name, ns) for o in others)
         )
     found = _index(workloads, others)
-    changed = [
-        m for m in plan.workloads if found.get((m["kind"], m["metadata"]["name"])) != _hash(m)
-    ]
-    if changed or not health(plan, world, flavor).available:
+    current = {_key(m): _current(m, found) for m in plan.workloads + plan.routing}
+    changed = [m for m in plan.workloads if not current[_key(m)]]
+    if changed or not _health(plan, found, current).available:
         return Writes(apply=tuple(changed))
-    routing = [m for m in plan.routing if found.get((m["kind"], m["metadata"]["name"])) != _hash(m)]
-    keep = {(m["kind"], m["metadata"]["name"]) for m in plan.workloads + plan.routing}
-    leftovers = [key for key in found if key not in keep]
+    routing = [m for m in plan.routing if not current[_key(m)]]
+    leftovers = [key for key in found if key not in current]
     return Writes(
         apply=tuple(routing),
         delete=tuple(Removal(kind, name, ns) for kind, name in leftovers) if not routing else (),
@@ -77,31 +99,36 @@ def converge(flavor: str, plan: StagePlan | None, world: StageWorld) -> Writes:
 
 
 def health(plan: StagePlan, world: StageWorld, flavor: str) -> Health:
-    workloads, others = world.of(flavor)
-    by_name = {w.name: w for w in workloads}
+    found = _index(*world.of(flavor))
+    current = {_key(m): _current(m, found) for m in plan.workloads + plan.routing}
+    return _health(plan, found, current)
+
+
+def _health(
+    plan: StagePlan, found: dict[Key, Workload | Managed], current: dict[Key, bool]
+) -> Health:
     wanted = ready = 0
     available = True
     problem: str | None = None
     stuck = False
     for manifest in plan.workloads:
         name = manifest["metadata"]["name"]
-        wanted += int(manifest["spec"]["replicas"])
-        seen = by_name.get(name)
-        if seen is None or seen.applied_hash != _hash(manifest):
+        replicas = int(manifest["spec"]["replicas"])
+        wanted += replicas
+        seen = found.get(("Deployment", name))
+        if not isinstance(seen, Workload) or not current[_key(manifest)]:
             available = False
             problem = problem or f"Deployment {name} is being applied"
             continue
         ready += seen.ready_replicas
-        if not seen.available:
+        if not seen.available or seen.available_count < replicas:
             available = False
             problem = (
                 problem
                 or seen.problem
-                or f"Deployment {name}: {seen.ready_replicas}/{seen.replicas} ready"
+                or f"Deployment {name}: {seen.available_count}/{replicas} available"
             )
             stuck = stuck or seen.stuck
-    found = _index(workloads, others)
-    keep = {(m["kind"], m["metadata"]["name"]) for m in plan.workloads + plan.routing}
-    routed = all(found.get((m["kind"], m["metadata"]["name"])) == _hash(m) for m in plan.routing)
-    converged = available and routed and set(found) <= keep
+    routed = all(current[_key(m)] for m in plan.routing)
+    converged = available and routed and set(found) <= set(current)
     return Health(converged, available, ready, wanted, None if available else problem, stuck)

@@ -1,39 +1,49 @@
 """A Flavor's status, computed from what runs in each stage and the trains carrying it."""
 
-from datetime import datetime
-
 from adroit.api.conditions import ConditionStatus
 from adroit.api.flavor import FlavorStatus, ProductionStatus, StageStatus, TrafficSplit
-from adroit.api.train import FINISHED, Phase
+from adroit.api.names import FINALIZER
+from adroit.api.train import ENDED_BADLY, Phase
 from adroit.plan.conditions import set_condition
 from adroit.plan.render import shadow_view
 from adroit.plan.revision import flavor_revision
-from adroit.plan.routes import applied_split
-from adroit.plan.world import FlavorView, StageWorld, TrainView
+from adroit.plan.routes import ROUTE_KIND_NAMES, applied_split
+from adroit.plan.stages import Stage
+from adroit.plan.world import FlavorView, StageWorld, World
+
+Condition = tuple[ConditionStatus, str, str]
 
 
-def stage_status(world: StageWorld, flavor: str) -> dict[str, object] | None:
-    routed = world.routed(flavor)
-    if routed is None or routed.release is None:
+def stage_status(world: StageWorld, flavor: str, stage: Stage) -> ProductionStatus | None:
+    """What runs: the available containers of what runs, against the count its spec wants
+    (never the live Deployment's replicas, which drift may have scaled to 0)."""
+    running = world.running(flavor)
+    if running is None or running.release is None:
         return None
-    return {
-        "revision": routed.release.revision,
-        "model_version": routed.release.spec.model.version,
-        "ready_containers": routed.ready_replicas,
-        "wanted_containers": routed.replicas,
-        "train": routed.release.train,
-    }
+    instances = running.release.spec.instances
+    wanted = (
+        instances.min_prod_containers if stage is Stage.PRODUCTION else instances.staging_containers
+    )
+    return ProductionStatus(
+        revision=running.release.revision,
+        model_version=running.release.spec.model.version,
+        ready_containers=running.available_count,
+        wanted_containers=wanted,
+        train=running.release.train,
+    )
 
 
 def traffic_status(world: StageWorld, flavor: str) -> dict[str, object] | None:
     """The split the flavor's route actually carries in production, if it has a route."""
     routed = world.routed(flavor)
     workloads, others = world.of(flavor)
-    route = next((o for o in others if o.kind in ("HTTPRoute", "VirtualService")), None)
+    route = next((o for o in others if o.kind in ROUTE_KIND_NAMES), None)
     if routed is None or routed.release is None or route is None or route.body is None:
         return None
     shadow = next((w for w in workloads if w.role == "shadow"), None)
-    split = applied_split(route.body, routed.name, shadow.name if shadow else None)
+    split = applied_split(
+        {"kind": route.kind, **route.body}, routed.name, shadow.name if shadow else None
+    )
     if split is None:
         return None
     view = shadow_view(routed.release)
@@ -46,59 +56,81 @@ def traffic_status(world: StageWorld, flavor: str) -> dict[str, object] | None:
     }
 
 
-def carrying(trains: list[TrainView], flavor: str, revision: str) -> TrainView | None:
-    """The latest train that carries this revision of the flavor."""
-    found = [
-        t for t in trains for c in t.spec.cars if c.flavor == flavor and c.revision == revision
-    ]
-    return max(found, key=lambda t: (t.created_at, t.name)) if found else None
-
-
-def flavor_status(
-    view: FlavorView,
-    staging: StageWorld,
-    production: StageWorld,
-    trains: list[TrainView],
-    now: datetime,
-) -> FlavorStatus:
-    revision = flavor_revision(view.spec)
-    staged, produced = stage_status(staging, view.name), stage_status(production, view.name)
-    home = staged if view.spec.staging_only else produced
-    running = home["revision"] if home else None
-    gen = view.generation
-    conditions = view.status.conditions
-
+def _pending(view: FlavorView, world: World, revision: str, running: str | None) -> Condition:
     if running == revision:
-        pending = (ConditionStatus.FALSE, "UpToDate", f"revision {revision} is running")
-    else:
-        train = carrying(trains, view.name, revision)
-        if train is None:
-            pending = (
-                ConditionStatus.TRUE,
-                "AwaitingTrain",
-                f"revision {revision} waits for a release train",
-            )
-        elif train.status.phase not in FINISHED:
+        return (ConditionStatus.FALSE, "UpToDate", f"revision {revision} is running")
+    for train, car in world.unfinished_cars(view.name):
+        if car.revision == revision:
             phase = train.status.phase or Phase.QUEUED
-            pending = (
+            return (
                 ConditionStatus.TRUE,
                 "OnTrain",
                 f"revision {revision} rides train {train.name} ({phase})",
             )
-        else:
-            pending = (
+    latest = world.latest_car(view.name)
+    if latest is not None:
+        train, car = latest
+        if train.status.phase in ENDED_BADLY and car.revision == revision and not car.remove:
+            return (
                 ConditionStatus.TRUE,
                 "NotDeployed",
                 f"train {train.name} ended {train.status.phase} carrying revision {revision}: "
                 "change the Flavor, or create a Train to try this revision again",
             )
+    return (ConditionStatus.TRUE, "AwaitingTrain", f"revision {revision} waits for a release train")
+
+
+def _removal(view: FlavorView, world: World) -> Condition:
+    """What a deleted Flavor waits for, and how to finish or cancel its removal."""
+    name = view.name
+    if not any(world.production.of(name)):
+        return (ConditionStatus.FALSE, "Removed", "nothing of this flavor runs any more")
+    for train, car in world.unfinished_cars(name):
+        if car.remove:
+            phase = train.status.phase or Phase.QUEUED
+            return (
+                ConditionStatus.TRUE,
+                "RemovalOnTrain",
+                f"the removal rides train {train.name} ({phase}); the Flavor is deleted "
+                "once production no longer runs it",
+            )
+    latest = world.latest_car(name)
+    if latest is not None and latest[1].remove and latest[0].status.phase in ENDED_BADLY:
+        train = latest[0]
+        return (
+            ConditionStatus.TRUE,
+            "RemovalNotDeployed",
+            f"the removal rode train {train.name}, which ended {train.status.phase}; production "
+            "still runs this flavor and the Flavor stays (terminating) until a removal ships. "
+            "No removal train forms again by itself. To finish: create a Train with cars "
+            f"[{{flavor: {name}, remove: true}}] and approve it. To cancel: remove the "
+            f"finalizer {FINALIZER} from the Flavor, then apply the Flavor again; production "
+            "keeps running it meanwhile",
+        )
+    return (
+        ConditionStatus.TRUE,
+        "RemovalAwaitingTrain",
+        "the removal waits for a release train (it needs approval)",
+    )
+
+
+def flavor_status(view: FlavorView, world: World) -> FlavorStatus:
+    revision = flavor_revision(view.spec)
+    staged = stage_status(world.staging, view.name, Stage.STAGING)
+    produced = stage_status(world.production, view.name, Stage.PRODUCTION)
+    home = staged if view.spec.staging_only else produced
+    running = home.revision if home else None
+    gen, now = view.generation, world.now
+    conditions = view.status.conditions
+
+    pending = _removal(view, world) if view.deleting else _pending(view, world, revision, running)
     conditions = set_condition(conditions, "PendingChanges", *pending, now=now, generation=gen)
 
     if produced:
-        in_prod = (
+        in_prod: Condition = (
             ConditionStatus.TRUE,
             "Running",
-            f"model version {produced['model_version']} (revision {produced['revision']})",
+            f"model version {produced.model_version} (revision {produced.revision})",
         )
     else:
         in_prod = (
@@ -109,28 +141,31 @@ def flavor_status(
     conditions = set_condition(conditions, "InProduction", *in_prod, now=now, generation=gen)
 
     where = "staging" if view.spec.staging_only else "production"
-    if running == revision and home and home["ready_containers"] == home["wanted_containers"]:
+    ready: Condition
+    if running != revision:
+        ready = (ConditionStatus.FALSE, pending[1], pending[2])
+    elif home and (home.ready_containers or 0) >= (home.wanted_containers or 0):
         ready = (ConditionStatus.TRUE, "Running", f"revision {revision} runs in {where}")
     else:
         ready = (
             ConditionStatus.FALSE,
-            pending[1] if running != revision else "NotAvailable",
-            pending[2]
-            if running != revision
-            else f"revision {revision} is not fully ready in {where}",
+            "NotAvailable",
+            f"revision {revision} is not fully available in {where}",
         )
     conditions = set_condition(conditions, "Ready", *ready, now=now, generation=gen)
 
     if produced is not None:
-        traffic = traffic_status(production, view.name)
+        traffic = traffic_status(world.production, view.name)
         if traffic is not None:
-            produced["traffic"] = TrafficSplit.model_validate(traffic)
+            produced = produced.model_copy(update={"traffic": TrafficSplit.model_validate(traffic)})
     return view.status.model_copy(
         update={
             "observed_generation": gen,
             "revision": revision,
-            "staging": StageStatus.model_validate(staged) if staged else None,
-            "production": ProductionStatus.model_validate(produced) if produced else None,
+            "staging": StageStatus.model_validate(staged.model_dump(exclude={"traffic"}))
+            if staged
+            else None,
+            "production": produced,
             "conditions": conditions,
         }
     )

@@ -1,249 +1,184 @@
-"""One pass over everything: trains stepped, stages converged, trains formed, status reported.
+"""One pass over everything, and the per-key pieces it is made of.
 
-`reconcile(world, settings)` is pure; the kube layer reads the World and
-carries out the Plan. Running it again on the world it produced plans nothing.
+The kube layer may call the pieces one key at a time (a flavor in a stage, a
+flavor's status and finalizer, the trains, the formation, the pruning), each
+on a World whose trains carry the statuses they were last written with:
+
+- `stage_writes(flavor, stage, world, settings)`: what to apply and delete;
+- `flavor_status(view, world)` (plan.flavors): the Flavor's status;
+- `finalizer_action(view, world)`: add or remove the finalizer, or nothing;
+- `step_trains(world, settings)` (plan.trains): the trains whose status changes;
+- `form_train(world, settings)` and `prune(world, settings)` (plan.formation).
+
+`reconcile(world, settings)` composes them into one Plan: trains are stepped
+first, and everything else is planned on the world with their new statuses.
+Running it again on the world it produced plans nothing.
 """
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
-from typing import Any
+from enum import StrEnum
 
-from adroit.api import names
 from adroit.api.flavor import FlavorStatus
 from adroit.api.settings import Settings
-from adroit.api.train import FINISHED, ON_THE_TRACKS, Car, Phase, TrainSpec
+from adroit.api.train import ENDED_BADLY, Phase
+from adroit.plan.cars import car_release, goes_to_production
 from adroit.plan.converge import Writes, converge
 from adroit.plan.flavors import flavor_status
-from adroit.plan.render import Release, Stage, StagePlan, render_stage
-from adroit.plan.revision import flavor_revision
-from adroit.plan.trains import (
-    CarError,
-    TrainStep,
-    car_release,
-    goes_to_production,
-    images_for,
-    step_train,
-)
-from adroit.plan.world import FlavorView, TrainView, World
+from adroit.plan.formation import Formation, Pruning, form_train, prune
+from adroit.plan.render import Manifest, Release, render_stage
+from adroit.plan.stages import Stage, stage_namespace
+from adroit.plan.trains import TrainStep, step_trains
+from adroit.plan.world import FlavorView, World
+
+Key = tuple[str, Stage]  # a flavor in a stage
+
+
+class FinalizerAction(StrEnum):
+    ADD = "add"
+    REMOVE = "remove"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a flavor should run in a stage; `release` None: nothing of it stays there."""
+
+    release: Release | None
 
 
 @dataclass(frozen=True)
 class Plan:
-    writes: Writes = field(default_factory=Writes)
+    # Every (flavor, stage) planned, even with nothing to write: an entry means its
+    # writes could be computed (the kube layer clears that key's error once they succeed).
+    stages: dict[Key, Writes] = field(default_factory=dict)
     trains: dict[str, TrainStep] = field(default_factory=dict)  # only those that changed
-    new_train: dict[str, Any] | None = None
+    formation: Formation | None = None
     flavors: dict[str, FlavorStatus] = field(default_factory=dict)  # only those that changed
     add_finalizer: tuple[str, ...] = ()
     remove_finalizer: tuple[str, ...] = ()
+    pruning: Pruning = field(default_factory=Pruning)
+    # Keys whose writes could not be computed (an exception in rendering): the kube
+    # layer puts them into World.errors, and the car carrying that flavor fails.
+    errors: dict[Key, str] = field(default_factory=dict)
+
+    @property
+    def writes(self) -> Writes:
+        total = Writes()
+        for writes in self.stages.values():
+            if writes:
+                total = total + writes
+        return total
+
+    @property
+    def new_train(self) -> Manifest | None:
+        return self.formation.train if self.formation is not None else None
 
 
-_KEEP = object()  # a stage target meaning: leave the flavor as it is there
+def staging_target(flavor: str, world: World, settings: Settings) -> Target | None:
+    """What staging should run for the flavor (None: leave it as it is)."""
+    held = world.on_tracks_car(flavor)
+    if held is not None:
+        train, car = held
+        return Target(car_release(car, train.name, settings))
+    view = world.flavors.get(flavor)
+    if view is None or view.deleting:
+        return Target(None)
+    workloads, _ = world.staging.of(flavor)
+    put_by = {w.release.train for w in workloads if w.release is not None}
+    if any(world.phase_of(name) not in (None, Phase.DEPLOYED) for name in put_by):
+        # Its train did not finish well (rolled back, aborted, failed, or requeued at
+        # window close): staging goes back to what production runs.
+        return Target(world.production.running_release(flavor))
+    running = world.staging.running_release(flavor)
+    # What runs stays, and is put back where it drifted.
+    return Target(running) if running is not None else None
 
 
-def _step_all(world: World, settings: Settings) -> tuple[list[TrainView], dict[str, TrainStep]]:
-    """Step every train, first created first, so only the first in line may depart."""
-    order = sorted(world.trains, key=lambda t: (t.created_at, t.name))
-    stepped: dict[str, TrainView] = {t.name: t for t in order}
-    changed: dict[str, TrainStep] = {}
-    for train in order:
-        others = [stepped[n] for n in stepped if n != train.name]
-        on_tracks = next((o.name for o in others if o.status.phase in ON_THE_TRACKS), None)
-        ahead = next(
-            (
-                o.name
-                for o in others
-                if (o.created_at, o.name) < (train.created_at, train.name)
-                and (o.status.phase is None or o.status.phase == Phase.QUEUED)
-            ),
-            None,
-        )
-        step = step_train(train, world, settings, on_tracks=on_tracks, ahead=ahead)
-        if step.status != train.status:
-            changed[train.name] = step
-            stepped[train.name] = replace(train, status=step.status)
-    return list(stepped.values()), changed
-
-
-def _holding(
-    trains: list[TrainView], flavor: str, phases: frozenset[Phase]
-) -> tuple[TrainView, Car] | None:
-    for train in trains:
-        if train.status.phase in phases:
-            for car in train.spec.cars:
-                if car.flavor == flavor:
-                    return train, car
+def production_target(flavor: str, world: World, settings: Settings) -> Target | None:
+    """What production should run for the flavor (None: leave it as it is)."""
+    held = world.on_tracks_car(flavor, Phase.PROMOTING)
+    if held is not None and goes_to_production(held[1]):
+        train, car = held
+        return Target(car_release(car, train.name, settings))
+    running = world.production.running_release(flavor)
+    if running is not None:
+        # What production runs is what its stable Service routes to; anything a failed
+        # promotion left beside it is cleared away, and drift is put back.
+        return Target(running)
+    workloads, _ = world.production.of(flavor)
+    put_by = {w.release.train for w in workloads if w.release is not None}
+    if put_by and all(world.phase_of(name) in ENDED_BADLY for name in put_by):
+        return Target(None)  # a first promotion that failed: nothing of it may stay
     return None
 
 
-def _plan_for(release: Release | None, stage: Stage, settings: Settings) -> StagePlan | None:
-    if release is None:
-        return None
-    ns = settings.namespaces.staging if stage is Stage.STAGING else settings.namespaces.production
-    return render_stage(release, stage, ns, settings.traffic if stage is Stage.PRODUCTION else None)
+def stage_writes(flavor: str, stage: Stage, world: World, settings: Settings) -> Writes:
+    """The writes that move one flavor in one stage towards what it should be.
+
+    Reads only that flavor's objects, car and view: when it raises (bad data, a
+    bug), no other flavor's writes are affected.
+    """
+    pick = staging_target if stage is Stage.STAGING else production_target
+    target = pick(flavor, world, settings)
+    if target is None:
+        return Writes()
+    plan = None
+    if target.release is not None:
+        namespace = stage_namespace(stage, settings.namespaces)
+        traffic = settings.traffic if stage is Stage.PRODUCTION else None
+        plan = render_stage(target.release, stage, namespace, traffic)
+    return converge(flavor, plan, world.stage(stage))
 
 
-def staging_target(
-    flavor: str, trains: list[TrainView], world: World, settings: Settings
-) -> object:
-    held = _holding(trains, flavor, ON_THE_TRACKS)
-    if held is not None:
-        train, car = held
-        return _plan_for(car_release(car, train.name, settings), Stage.STAGING, settings)
-    view = world.flavors.get(flavor)
-    if view is None or view.deleting:
-        return None
-    phases = {t.name: t.status.phase for t in trains}
-    workloads, _ = world.staging.of(flavor)
-    put_by = {w.release.train for w in workloads if w.release is not None}
-    if any(name in phases and phases[name] != Phase.DEPLOYED for name in put_by):
-        # Its train did not finish well (rolled back, aborted, failed, or requeued at
-        # window close): staging goes back to what production runs.
-        routed = world.production.routed(flavor)
-        return _plan_for(routed.release if routed else None, Stage.STAGING, settings)
-    return _KEEP
+def finalizer_action(view: FlavorView, world: World) -> FinalizerAction | None:
+    """Our finalizer holds a deleted Flavor until nothing of it runs in any stage."""
+    if not view.deleting:
+        return None if view.has_finalizer else FinalizerAction.ADD
+    gone = not any(world.staging.of(view.name)) and not any(world.production.of(view.name))
+    return FinalizerAction.REMOVE if view.has_finalizer and gone else None
 
 
-def production_target(
-    flavor: str, trains: list[TrainView], world: World, settings: Settings
-) -> object:
-    held = _holding(trains, flavor, frozenset({Phase.PROMOTING}))
-    if held is not None and goes_to_production(held[1]):
-        train, car = held
-        return _plan_for(car_release(car, train.name, settings), Stage.PRODUCTION, settings)
-    routed = world.production.routed(flavor)
-    if routed is not None and routed.release is not None:
-        # What production runs is what its stable Service routes to; anything a
-        # failed promotion left beside it is cleared away.
-        return _plan_for(routed.release, Stage.PRODUCTION, settings)
-    phases = {t.name: t.status.phase for t in trains}
-    workloads, _ = world.production.of(flavor)
-    put_by = {w.release.train for w in workloads if w.release is not None}
-    if put_by and all(phases.get(name) in FINISHED - {Phase.DEPLOYED} for name in put_by):
-        return None  # a first promotion that failed: nothing of it may stay
-    return _KEEP
-
-
-def form_train(trains: list[TrainView], world: World, settings: Settings) -> dict[str, Any] | None:
-    """A new train with every change no train carries, when no train is on the tracks."""
-    if any(t.status.phase in ON_THE_TRACKS for t in trains):
-        return None
-    carried = {
-        (c.flavor, c.revision, c.image if t.spec.runtime_release else None)
-        for t in trains
-        for c in t.spec.cars
-        if not c.remove
-    }
-    removing = {c.flavor for t in trains for c in t.spec.cars if c.remove}
-    changes: list[tuple[datetime | None, Car, FlavorView | None]] = []
-    runtime_only = True
-    for name, view in sorted(world.flavors.items()):
-        if view.deleting:
-            if any(world.production.of(name)) and name not in removing:
-                changes.append((None, Car(flavor=name, remove=True, author=view.author), view))
-                runtime_only = False
-            continue
-        revision = flavor_revision(view.spec)
-        home = world.staging if view.spec.staging_only else world.production
-        routed = home.routed(name)
-        running = routed.release if routed else None
-        probe = Car(flavor=name, revision=revision, spec=view.spec)
-        image: str | None
-        shadow_image: str | None
-        try:
-            image, shadow_image = images_for(name, view.spec, settings)
-        except CarError:  # the train will fail with a clear reason; it still forms
-            image = shadow_image = None
-        if running is None or running.revision != revision:
-            if (name, revision, None) not in carried:
-                since = next(
-                    (
-                        c.last_transition_time
-                        for c in view.status.conditions
-                        if c.type == "PendingChanges"
-                    ),
-                    None,
-                )
-                changes.append(
-                    (
-                        since,
-                        probe.model_copy(
-                            update={
-                                "image": image,
-                                "shadow_image": shadow_image,
-                                "author": view.author,
-                            }
-                        ),
-                        view,
-                    )
-                )
-                runtime_only = False
-        elif (
-            image is not None and running.image != image and (name, revision, image) not in carried
-        ):
-            changes.append((None, probe.model_copy(update={"image": image}), view))
-    if not changes:
-        return None
-    changes.sort(key=lambda c: (c[0] is None, c[0] or world.now, c[1].flavor))
-    first = changes[0][2]
-    engineer = (first.author if first and first.author else None) or (
-        first.spec.owner if first else "adroit"
-    )
-    spec = TrainSpec(
-        engineer=engineer, cars=[c for _, c, _ in changes], runtime_release=runtime_only
-    )
-    taken = {t.name for t in trains}
-    name = base = f"train-{world.now:%Y%m%d-%H%M%S}"
-    suffix = 1
-    while name in taken:
-        suffix += 1
-        name = f"{base}-{suffix}"
-    return {
-        "apiVersion": names.API_VERSION,
-        "kind": "Train",
-        "metadata": {
-            "name": name,
-            "namespace": settings.namespaces.control,
-            "labels": {names.MANAGED_BY: names.MANAGED_BY_VALUE},
-        },
-        "spec": spec.to_wire(),
-    }
+def planned_flavors(world: World) -> list[str]:
+    """Every flavor with a Flavor, objects in a stage, or a car on an unfinished train."""
+    flavors = set(world.flavors) | world.staging.flavors() | world.production.flavors()
+    train = world.on_tracks
+    if train is not None:
+        flavors |= {c.flavor for c in train.spec.cars}
+    return sorted(flavors)
 
 
 def reconcile(world: World, settings: Settings) -> Plan:
-    trains, steps = _step_all(world, settings)
-    writes = Writes()
-    flavors = set(world.flavors) | world.staging.flavors() | world.production.flavors()
-    for train in trains:
-        flavors |= {c.flavor for c in train.spec.cars}
-    for flavor in sorted(flavors):
-        for stage, target in (
-            (Stage.STAGING, staging_target(flavor, trains, world, settings)),
-            (Stage.PRODUCTION, production_target(flavor, trains, world, settings)),
-        ):
-            if target is not _KEEP:
-                assert target is None or isinstance(target, StagePlan)
-                writes = writes + converge(flavor, target, world.stage(stage))
+    steps = step_trains(world, settings)
+    if steps:
+        world = replace(
+            world,
+            trains=tuple(
+                replace(t, status=steps[t.name].status) if t.name in steps else t
+                for t in world.trains
+            ),
+        )
+    stages: dict[Key, Writes] = {}
+    errors: dict[Key, str] = {}
+    for flavor in planned_flavors(world):
+        for stage in Stage:
+            try:
+                stages[(flavor, stage)] = stage_writes(flavor, stage, world, settings)
+            except Exception as error:  # one flavor's fault is that flavor's alone
+                errors[(flavor, stage)] = f"{type(error).__name__}: {error}"
     statuses = {}
     for name, view in world.flavors.items():
-        status = flavor_status(view, world.staging, world.production, trains, world.now)
+        status = flavor_status(view, world)
         if status != view.status:
             statuses[name] = status
+    actions = {name: finalizer_action(view, world) for name, view in world.flavors.items()}
     return Plan(
-        writes=writes,
+        stages=stages,
         trains=steps,
-        new_train=form_train(trains, world, settings),
+        formation=form_train(world, settings),
         flavors=statuses,
-        add_finalizer=tuple(
-            sorted(n for n, v in world.flavors.items() if not v.deleting and not v.has_finalizer)
-        ),
+        add_finalizer=tuple(sorted(n for n, a in actions.items() if a is FinalizerAction.ADD)),
         remove_finalizer=tuple(
-            sorted(
-                n
-                for n, v in world.flavors.items()
-                if v.deleting
-                and v.has_finalizer
-                and not any(world.staging.of(n))
-                and not any(world.production.of(n))
-            )
+            sorted(n for n, a in actions.items() if a is FinalizerAction.REMOVE)
         ),
+        pruning=prune(world, settings),
+        errors=errors,
     )

@@ -5,17 +5,19 @@ never from its role, so a shadow that becomes the primary keeps its name and
 its pods. Nothing in the pod template depends on the role or the train.
 """
 
-import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from enum import StrEnum
 from typing import Any
 
 from adroit.api import names
 from adroit.api.flavor import FlavorSpec
 from adroit.api.settings import Traffic
-from adroit.plan.revision import flavor_revision
+from adroit.plan.revision import digest, flavor_revision
 from adroit.plan.routes import Split, render_route, split_of
+from adroit.plan.stages import Role as Role  # re-exported: callers name stages from here
+from adroit.plan.stages import Stage as Stage
+from adroit.plan.stages import object_labels
 
 Manifest = dict[str, Any]
 
@@ -24,20 +26,11 @@ REVISION = "adroit.dev/revision"
 TRAIN = "adroit.dev/train"
 FLAVOR_SPEC = "adroit.dev/flavor-spec"
 IMAGE = "adroit.dev/image"
+SHADOW_IMAGE = "adroit.dev/shadow-image"
 APPLIED = "adroit.dev/applied-hash"
 DEPLOYMENT_LABEL = "adroit.dev/deployment"
 
 SERVING_PORT = 8080
-
-
-class Stage(StrEnum):
-    STAGING = "staging"
-    PRODUCTION = "production"
-
-
-class Role(StrEnum):
-    PRIMARY = "primary"
-    SHADOW = "shadow"
 
 
 @dataclass(frozen=True)
@@ -62,11 +55,6 @@ class StagePlan:
     workloads: tuple[Manifest, ...]  # applied first
     routing: tuple[Manifest, ...]  # applied once every workload is Available
     namespace: str
-
-
-def _hash(data: Any, length: int) -> str:
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
 def container_memory_mib(spec: FlavorSpec) -> int:
@@ -110,21 +98,12 @@ def pod_template(release: Release, stage: Stage) -> Manifest:
 
 
 def deployment_name(release: Release, stage: Stage) -> str:
-    return f"{release.flavor}-{_hash(pod_template(release, stage)['spec'], 10)}"
-
-
-def _labels(flavor: str, stage: Stage, role: Role) -> dict[str, str]:
-    return {
-        names.MANAGED_BY: names.MANAGED_BY_VALUE,
-        names.FLAVOR_LABEL: flavor,
-        names.STAGE_LABEL: stage.value,
-        names.ROLE_LABEL: role.value,
-    }
+    return f"{release.flavor}-{digest(pod_template(release, stage)['spec'], 10)}"
 
 
 def _stamped(manifest: Manifest) -> Manifest:
     """The manifest with a hash of itself, so an unchanged object is never written again."""
-    manifest["metadata"].setdefault("annotations", {})[APPLIED] = _hash(manifest, 16)
+    manifest["metadata"].setdefault("annotations", {})[APPLIED] = digest(manifest, 16)
     return manifest
 
 
@@ -137,6 +116,34 @@ def shadow_view(release: Release) -> Release | None:
     model = release.spec.model.model_copy(update=own)
     spec = release.spec.model_copy(update={"model": model, "shadow": None})
     return replace(release, spec=spec, image=release.shadow_image or release.image)
+
+
+def release_annotations(release: Release) -> dict[str, str]:
+    """What a Deployment carries so that its release can be read back (`release_of`)."""
+    annotations = {
+        REVISION: release.revision,
+        TRAIN: release.train,
+        IMAGE: release.image,
+        FLAVOR_SPEC: json.dumps(release.spec.to_wire(), sort_keys=True),
+    }
+    if release.spec.shadow is not None and release.shadow_image is not None:
+        annotations[SHADOW_IMAGE] = release.shadow_image
+    return annotations
+
+
+def release_of(flavor: str, annotations: Mapping[str, str]) -> Release | None:
+    """The release a Deployment's annotations describe (None: they cannot be read back)."""
+    try:
+        spec = FlavorSpec.model_validate(json.loads(annotations[FLAVOR_SPEC]))
+        return Release(
+            flavor=flavor,
+            spec=spec,
+            image=annotations[IMAGE],
+            train=annotations[TRAIN],
+            shadow_image=annotations.get(SHADOW_IMAGE) if spec.shadow is not None else None,
+        )
+    except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
+        return None
 
 
 def render_deployment(
@@ -158,13 +165,8 @@ def render_deployment(
             "metadata": {
                 "name": name,
                 "namespace": namespace,
-                "labels": {**_labels(release.flavor, stage, role), DEPLOYMENT_LABEL: name},
-                "annotations": {
-                    REVISION: release.revision,
-                    TRAIN: release.train,
-                    IMAGE: release.image,
-                    FLAVOR_SPEC: json.dumps(release.spec.to_wire(), sort_keys=True),
-                },
+                "labels": {**object_labels(release.flavor, stage, role), DEPLOYMENT_LABEL: name},
+                "annotations": release_annotations(release),
             },
             "spec": {
                 "replicas": replicas,
@@ -186,7 +188,7 @@ def render_service(
             "metadata": {
                 "name": name,
                 "namespace": namespace,
-                "labels": _labels(flavor, stage, role),
+                "labels": object_labels(flavor, stage, role),
             },
             "spec": {
                 "selector": {DEPLOYMENT_LABEL: target},
@@ -204,7 +206,7 @@ def render_pdb(flavor: str, namespace: str) -> Manifest:
             "metadata": {
                 "name": flavor,
                 "namespace": namespace,
-                "labels": _labels(flavor, Stage.PRODUCTION, Role.PRIMARY),
+                "labels": object_labels(flavor, Stage.PRODUCTION, Role.PRIMARY),
             },
             "spec": {
                 "maxUnavailable": 1,

@@ -7,13 +7,35 @@ gets a copy of mirrorPercent of the requests (never both, the CRD ensures).
 from dataclasses import dataclass
 from typing import Any
 
-from adroit.api import names
 from adroit.api.settings import Traffic
+from adroit.plan.stages import Role, Stage, object_labels
 
 Manifest = dict[str, Any]
-HTTPROUTE = ("gateway.networking.k8s.io/v1", "HTTPRoute")
-VIRTUALSERVICE = ("networking.istio.io/v1", "VirtualService")
 SERVICE_PORT = 80
+
+
+@dataclass(frozen=True)
+class RouteKind:
+    """A kind of traffic route the operator writes, as the API server serves it."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+    router: str  # the settings' traffic.router that writes it
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}"
+
+
+HTTPROUTE = RouteKind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute", "gateway")
+VIRTUALSERVICE = RouteKind(
+    "networking.istio.io", "v1", "virtualservices", "VirtualService", "istio"
+)
+# Every route kind, for the code that reads, writes and deletes them.
+ROUTE_KINDS = (HTTPROUTE, VIRTUALSERVICE)
+ROUTE_KIND_NAMES = frozenset(k.kind for k in ROUTE_KINDS)
 
 
 @dataclass(frozen=True)
@@ -36,12 +58,7 @@ def split_of(traffic_percent: int, mirror_percent: int) -> Split:
 
 
 def _labels(flavor: str) -> dict[str, str]:
-    return {
-        names.MANAGED_BY: names.MANAGED_BY_VALUE,
-        names.FLAVOR_LABEL: flavor,
-        names.STAGE_LABEL: "production",
-        names.ROLE_LABEL: "primary",
-    }
+    return object_labels(flavor, Stage.PRODUCTION, Role.PRIMARY)
 
 
 def http_route(
@@ -71,10 +88,9 @@ def http_route(
                 },
             }
         ]
-    api_version, kind = HTTPROUTE
     return {
-        "apiVersion": api_version,
-        "kind": kind,
+        "apiVersion": HTTPROUTE.api_version,
+        "kind": HTTPROUTE.kind,
         "metadata": {"name": flavor, "namespace": namespace, "labels": _labels(flavor)},
         "spec": {"parentRefs": [parent], "rules": [rule]},
     }
@@ -103,10 +119,9 @@ def virtual_service(
             "mesh",
             f"{gateway.namespace}/{gateway.name}" if gateway.namespace else gateway.name,
         ]
-    api_version, kind = VIRTUALSERVICE
     return {
-        "apiVersion": api_version,
-        "kind": kind,
+        "apiVersion": VIRTUALSERVICE.api_version,
+        "kind": VIRTUALSERVICE.kind,
         "metadata": {"name": flavor, "namespace": namespace, "labels": _labels(flavor)},
         "spec": spec,
     }
@@ -127,13 +142,13 @@ def applied_split(route: Manifest, primary: str, shadow: str | None) -> Split | 
     kind = route.get("kind")
     weights: dict[str, int] = {}
     mirror = 0
-    if kind == "HTTPRoute":
+    if kind == HTTPROUTE.kind:
         rule = (route["spec"].get("rules") or [{}])[0]
         weights = {b["name"]: int(b.get("weight", 1)) for b in rule.get("backendRefs") or []}
         for f in rule.get("filters") or []:
             if f.get("type") == "RequestMirror":
                 mirror = int(f["requestMirror"].get("percent", 100))
-    elif kind == "VirtualService":
+    elif kind == VIRTUALSERVICE.kind:
         http = (route["spec"].get("http") or [{}])[0]
         weights = {
             d["destination"]["host"].split(".")[0]: int(d.get("weight", 100))

@@ -1,12 +1,26 @@
-"""What the operator observed, as plain values: the input of every plan."""
+"""What the operator observed, as plain values: the input of every plan.
 
-from dataclasses import dataclass, field
+Each collection is indexed once, on first use, so that every lookup a plan
+makes per flavor or per train costs O(1): StageWorld by flavor, World's
+trains by name, by the flavor an unfinished train carries, and by the latest
+train that carried a flavor. A finished train costs its place in `trains`
+and one look at each of its cars when World's index is built.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from adroit.api.flavor import FlavorSpec, FlavorStatus
-from adroit.api.train import TrainSpec, TrainStatus
-from adroit.plan.render import Release, Stage
+from adroit.api.train import FINISHED, ON_THE_TRACKS, Car, Phase, TrainSpec, TrainStatus
+from adroit.plan.render import Release
+from adroit.plan.stages import Role, Stage
+
+# The live object as the kube layer read it, trimmed to what the operator sets:
+# {"metadata": {"labels": ..., "annotations": ...}, "spec": ...}.
+Body = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -18,23 +32,29 @@ class Workload:
     role: str
     applied_hash: str
     release: Release | None  # None when its annotations cannot be read back
-    replicas: int
+    replicas: int  # the live spec.replicas (which drift may have changed)
     ready_replicas: int
     available: bool
     problem: str | None = None  # why it is not available, when known
     stuck: bool = False  # Kubernetes gave up progressing it (ProgressDeadlineExceeded)
+    available_replicas: int | None = None  # status.availableReplicas; None: not read
+    body: Body | None = field(default=None, compare=False)  # None: compare the hash only
+
+    @property
+    def available_count(self) -> int:
+        return self.ready_replicas if self.available_replicas is None else self.available_replicas
 
 
 @dataclass(frozen=True)
 class Managed:
-    """Any other object the operator manages in a stage (Service, PodDisruptionBudget)."""
+    """Any other object the operator manages in a stage (Service, PodDisruptionBudget, route)."""
 
     kind: str
     name: str
     flavor: str
     applied_hash: str
     target: str | None = None  # for a Service: the Deployment it selects
-    body: dict[str, Any] | None = field(default=None, compare=False)  # for a route: as applied
+    body: Body | None = field(default=None, compare=False)  # None: compare the hash only
 
 
 @dataclass(frozen=True)
@@ -49,6 +69,9 @@ class Quota:
         return self.hard_mib - self.used_mib
 
 
+_NOTHING: tuple[tuple[Workload, ...], tuple[Managed, ...]] = ((), ())
+
+
 @dataclass(frozen=True)
 class StageWorld:
     namespace: str
@@ -56,11 +79,30 @@ class StageWorld:
     others: tuple[Managed, ...] = ()
     quota: Quota | None = None
 
-    def of(self, flavor: str) -> tuple[list[Workload], list[Managed]]:
-        return (
-            [w for w in self.workloads if w.flavor == flavor],
-            [o for o in self.others if o.flavor == flavor],
-        )
+    @cached_property
+    def _by_flavor(self) -> dict[str, tuple[tuple[Workload, ...], tuple[Managed, ...]]]:
+        workloads: dict[str, list[Workload]] = {}
+        others: dict[str, list[Managed]] = {}
+        for w in self.workloads:
+            workloads.setdefault(w.flavor, []).append(w)
+        for o in self.others:
+            others.setdefault(o.flavor, []).append(o)
+        return {
+            f: (tuple(workloads.get(f, ())), tuple(others.get(f, ())))
+            for f in workloads.keys() | others.keys()
+        }
+
+    @cached_property
+    def _workload_names(self) -> frozenset[str]:
+        return frozenset(w.name for w in self.workloads)
+
+    def of(self, flavor: str) -> tuple[tuple[Workload, ...], tuple[Managed, ...]]:
+        """The flavor's Deployments and other objects in this stage."""
+        return self._by_flavor.get(flavor, _NOTHING)
+
+    def has(self, name: str) -> bool:
+        """Whether a Deployment of that name is here."""
+        return name in self._workload_names
 
     def routed(self, flavor: str) -> Workload | None:
         """The Deployment the flavor's stable Service sends its traffic to."""
@@ -70,8 +112,32 @@ class StageWorld:
             return None
         return next((w for w in workloads if w.name == stable.target), None)
 
+    def running(self, flavor: str) -> Workload | None:
+        """What the flavor runs here: what its stable Service routes to, or, with that
+        Service gone (drift), its one primary Deployment."""
+        routed = self.routed(flavor)
+        if routed is not None:
+            return routed
+        primaries = [w for w in self.of(flavor)[0] if w.role == Role.PRIMARY and w.release]
+        return primaries[0] if len(primaries) == 1 else None
+
+    def running_release(self, flavor: str) -> Release | None:
+        """The release the flavor runs here, with its shadow's own image."""
+        running = self.running(flavor)
+        release = running.release if running is not None else None
+        if release is None or release.spec.shadow is None or release.shadow_image is not None:
+            return release
+        # Written before Deployments carried the shadow's image: read what the shadow runs.
+        for w in self.of(flavor)[0]:
+            if w.role == Role.SHADOW and w.body is not None:
+                containers = w.body.get("spec", {}).get("template", {}).get("spec", {})
+                image = (containers.get("containers") or [{}])[0].get("image")
+                if image:
+                    return replace(release, shadow_image=image)
+        return release
+
     def flavors(self) -> set[str]:
-        return {w.flavor for w in self.workloads} | {o.flavor for o in self.others}
+        return set(self._by_flavor)
 
 
 @dataclass(frozen=True)
@@ -100,7 +166,7 @@ class ApprovalMark:
 class TrainView:
     name: str
     created_at: datetime
-    spec: TrainSpec
+    spec: TrainSpec  # every car that does not remove carries its spec (the kube layer fills it)
     status: TrainStatus
     generation: int = 1
     approval: ApprovalMark | None = None
@@ -112,6 +178,18 @@ class TrainView:
     resource_version: str = ""
     uid: str = ""
 
+    @property
+    def order(self) -> tuple[datetime, str]:
+        """First created, first served."""
+        return (self.created_at, self.name)
+
+    @property
+    def finished(self) -> bool:
+        return self.status.phase in FINISHED
+
+
+Held = tuple[TrainView, Car]
+
 
 @dataclass(frozen=True)
 class World:
@@ -120,6 +198,65 @@ class World:
     trains: tuple[TrainView, ...] = ()
     staging: StageWorld = StageWorld("adroit-staging")
     production: StageWorld = StageWorld("adroit-production")
+    # The API server's own message for a write of (flavor, stage) that it refused, or
+    # why that write could not be computed; the train carrying the flavor fails that car.
+    errors: Mapping[tuple[str, Stage], str] = field(default_factory=dict)
+    # The names of the ControllerRevisions (car spec snapshots) the operator made.
+    snapshots: frozenset[str] = frozenset()
 
     def stage(self, stage: Stage) -> StageWorld:
         return self.staging if stage is Stage.STAGING else self.production
+
+    @cached_property
+    def trains_by_name(self) -> dict[str, TrainView]:
+        return {t.name: t for t in self.trains}
+
+    @cached_property
+    def on_tracks(self) -> TrainView | None:
+        """The train between Staging and Promoting (there is at most one)."""
+        moving = [t for t in self.trains if t.status.phase in ON_THE_TRACKS]
+        return min(moving, key=lambda t: t.order) if moving else None
+
+    @cached_property
+    def _on_tracks_cars(self) -> dict[str, Car]:
+        train = self.on_tracks
+        return {c.flavor: c for c in train.spec.cars} if train is not None else {}
+
+    @cached_property
+    def _unfinished_cars(self) -> dict[str, tuple[Held, ...]]:
+        found: dict[str, list[Held]] = {}
+        for train in sorted(self.trains, key=lambda t: t.order):
+            if not train.finished:
+                for car in train.spec.cars:
+                    found.setdefault(car.flavor, []).append((train, car))
+        return {f: tuple(h) for f, h in found.items()}
+
+    @cached_property
+    def _latest_cars(self) -> dict[str, Held]:
+        latest: dict[str, Held] = {}
+        for train in self.trains:
+            for car in train.spec.cars:
+                seen = latest.get(car.flavor)
+                if seen is None or seen[0].order < train.order:
+                    latest[car.flavor] = (train, car)
+        return latest
+
+    def on_tracks_car(self, flavor: str, phase: Phase | None = None) -> Held | None:
+        """The car of `flavor` on the train on the tracks (in `phase`, if given)."""
+        train = self.on_tracks
+        car = self._on_tracks_cars.get(flavor)
+        if train is None or car is None or (phase is not None and train.status.phase != phase):
+            return None
+        return train, car
+
+    def unfinished_cars(self, flavor: str) -> tuple[Held, ...]:
+        """Every car of `flavor` on a train that has not finished, first created first."""
+        return self._unfinished_cars.get(flavor, ())
+
+    def latest_car(self, flavor: str) -> Held | None:
+        """The car of `flavor` on the latest train that carried it, finished or not."""
+        return self._latest_cars.get(flavor)
+
+    def phase_of(self, train: str) -> Phase | None:
+        view = self.trains_by_name.get(train)
+        return view.status.phase if view is not None else None

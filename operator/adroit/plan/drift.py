@@ -1,0 +1,63 @@
+"""Whether a live object still is what the operator applied: drift, field by field.
+
+The live object holds more than the manifest (defaults and status the API
+server adds), so the test is containment: every field the manifest sets is
+there with an equal value. Quantities compare by value (the API server may
+write 1024Mi back as 1Gi), numbers by value (10 and 10.0).
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from adroit.plan.quantity import quantity_value
+
+# The parts of a manifest the operator owns and compares; the rest (name,
+# namespace, kind) is how the object was found.
+COMPARED = ("labels", "annotations")
+
+
+def trimmed(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """An object (live or desired) cut down to what drift compares: labels,
+    annotations and spec; a ControllerRevision's data instead of a spec."""
+    meta = obj.get("metadata") or {}
+    body: dict[str, Any] = {"metadata": {k: meta[k] for k in COMPARED if k in meta}}
+    for key in ("spec", "data"):
+        if key in obj:
+            body[key] = obj[key]
+    return body
+
+
+def contains(live: Any, desired: Any) -> bool:
+    """Whether `live` has every field `desired` sets, with an equal value."""
+    # JSON from the API server and from render is dicts and lists: concrete type checks
+    # keep this cheap, as it runs on every object of every flavor planned; equal
+    # subtrees (most of them) are settled by one comparison in C.
+    if isinstance(desired, dict):
+        if live == desired:
+            return True
+        return isinstance(live, dict) and all(
+            key in live and contains(live[key], value)
+            for key, value in desired.items()
+            if value is not None
+        )
+    if isinstance(desired, list | tuple):
+        return (
+            isinstance(live, list | tuple)
+            and len(live) == len(desired)
+            and all(contains(a, b) for a, b in zip(live, desired, strict=True))
+        )
+    return _same_value(live, desired)
+
+
+def _same_value(live: Any, desired: Any) -> bool:
+    if live == desired:
+        return True
+    if isinstance(live, str) and isinstance(desired, str):
+        a, b = quantity_value(live), quantity_value(desired)
+        return a is not None and a == b
+    return False
+
+
+def drifted(live: Mapping[str, Any] | None, manifest: Mapping[str, Any]) -> bool:
+    """Whether the live body no longer contains the manifest (None: not known, no drift)."""
+    return live is not None and not contains(live, trimmed(manifest))

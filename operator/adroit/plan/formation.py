@@ -1,0 +1,232 @@
+"""Trains that form by themselves, the spec snapshots they refer to, and what is pruned.
+
+A change rides again only while no unfinished train carries it; a revision
+(or removal) whose latest train for the flavor ended RolledBack, Aborted or
+Failed does not ride again by itself: it would fail again (README). Anything
+else that differs from what runs forms a train, a revert to an older revision
+included.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from adroit.api import names
+from adroit.api.flavor import FlavorSpec
+from adroit.api.settings import Settings
+from adroit.api.train import ENDED_BADLY, MAX_CARS, Car, TrainSpec
+from adroit.plan.cars import CarError, images_for, snapshot_name
+from adroit.plan.render import Manifest
+from adroit.plan.revision import flavor_revision
+from adroit.plan.world import FlavorView, World
+
+REVISION_LABEL = "adroit.dev/revision"
+
+
+@dataclass(frozen=True)
+class Formation:
+    """A train to create, after the ControllerRevisions its cars refer to."""
+
+    train: Manifest
+    revisions: tuple[Manifest, ...]  # create first; an existing one of that name is the same
+
+    @property
+    def name(self) -> str:
+        return str(self.train["metadata"]["name"])
+
+
+@dataclass(frozen=True)
+class Pruning:
+    """Finished trains beyond trainHistoryLimit, and snapshots no kept train refers to."""
+
+    trains: tuple[str, ...] = ()
+    revisions: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.trains or self.revisions)
+
+
+def controller_revision(flavor: str, spec: FlavorSpec, namespace: str) -> Manifest:
+    """The apps/v1 ControllerRevision that keeps a car's spec: named FLAVOR-REVISION."""
+    revision = flavor_revision(spec)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ControllerRevision",
+        "metadata": {
+            "name": snapshot_name(flavor, revision),
+            "namespace": namespace,
+            "labels": {
+                names.MANAGED_BY: names.MANAGED_BY_VALUE,
+                names.FLAVOR_LABEL: flavor,
+                REVISION_LABEL: revision,
+            },
+        },
+        "data": spec.to_wire(),
+        "revision": 1,
+    }
+
+
+def snapshot_spec(revision: str, data: Any) -> FlavorSpec | None:
+    """The spec a ControllerRevision's data holds, if it is the one `revision` names."""
+    try:
+        spec = FlavorSpec.model_validate(data)
+    except ValueError:  # pydantic's ValidationError is a ValueError
+        return None
+    return spec if flavor_revision(spec) == revision else None
+
+
+def snapshot_matches(spec: FlavorSpec, revision: str) -> bool:
+    """Whether a snapshot's spec is the one the car's revision names."""
+    return flavor_revision(spec) == revision
+
+
+def _ended_badly(world: World, flavor: str, revision: str | None, image: str | None) -> bool:
+    """Whether the latest train that carried `flavor` carried this change and ended badly."""
+    latest = world.latest_car(flavor)
+    if latest is None:
+        return False
+    train, car = latest
+    if train.status.phase not in ENDED_BADLY:
+        return False
+    if revision is None:
+        return car.remove
+    return (
+        not car.remove
+        and car.revision == revision
+        and (image is None or (train.spec.runtime_release and car.image == image))
+    )
+
+
+def _carried(world: World, flavor: str, revision: str | None, image: str | None) -> bool:
+    """Whether an unfinished train carries this change (revision None: the removal)."""
+    for _, car in world.unfinished_cars(flavor):
+        if revision is None:
+            if car.remove:
+                return True
+        elif car.revision == revision and (image is None or car.image == image or not car.image):
+            return True
+    return False
+
+
+def removal_stuck(world: World, flavor: str) -> bool:
+    """A deleted flavor whose removal train ended badly: it waits for a person."""
+    return _ended_badly(world, flavor, None, None) and not _carried(world, flavor, None, None)
+
+
+def revision_stuck(world: World, flavor: str, revision: str) -> bool:
+    """A revision whose train ended badly: it does not ride again by itself."""
+    return _ended_badly(world, flavor, revision, None) and not _carried(
+        world, flavor, revision, None
+    )
+
+
+def _since(view: FlavorView) -> datetime | None:
+    return next(
+        (c.last_transition_time for c in view.status.conditions if c.type == "PendingChanges"),
+        None,
+    )
+
+
+def _change(view: FlavorView, world: World, settings: Settings) -> tuple[Car, bool] | None:
+    """The car a flavor's change needs, and whether it changes the flavor's definition."""
+    name = view.name
+    if view.deleting:
+        if any(world.production.of(name)) and not (
+            _carried(world, name, None, None) or _ended_badly(world, name, None, None)
+        ):
+            return Car(flavor=name, remove=True, author=view.author), True
+        return None
+    revision = flavor_revision(view.spec)
+    home = world.staging if view.spec.staging_only else world.production
+    running = home.running_release(name)
+    image: str | None
+    shadow_image: str | None
+    try:
+        image, shadow_image = images_for(name, view.spec, settings)
+    except CarError:  # the train will fail with a clear reason; it still forms
+        image = shadow_image = None
+    car = Car(flavor=name, revision=revision)
+    if running is None or running.revision != revision:
+        if _carried(world, name, revision, None) or _ended_badly(world, name, revision, None):
+            return None
+        update = {"image": image, "shadow_image": shadow_image, "author": view.author}
+        return car.model_copy(update=update), True
+    if image is None:
+        return None
+    new_image = running.image != image
+    new_shadow = running.shadow_image is not None and running.shadow_image != shadow_image
+    if not (new_image or new_shadow):
+        return None
+    if _carried(world, name, revision, image) or _ended_badly(world, name, revision, image):
+        return None
+    return car.model_copy(update={"image": image, "shadow_image": shadow_image}), False
+
+
+def form_train(world: World, settings: Settings) -> Formation | None:
+    """A new train with the changes no train carries, when no train is on the tracks.
+
+    At most MAX_CARS cars, earliest changes first: the rest board the next train.
+    Its cars carry no spec: each names its ControllerRevision, made first.
+    """
+    if world.on_tracks is not None:
+        return None
+    changes: list[tuple[datetime | None, Car, FlavorView, bool]] = []
+    for view in world.flavors.values():
+        found = _change(view, world, settings)
+        if found is not None:
+            car, definition = found
+            since = _since(view) if definition and not car.remove else None
+            changes.append((since, car, view, definition))
+    if not changes:
+        return None
+    changes.sort(key=lambda c: (c[0] is None, c[0] or world.now, c[1].flavor))
+    changes = changes[:MAX_CARS]
+    first = changes[0][2]
+    engineer = first.author or first.spec.owner
+    spec = TrainSpec(
+        engineer=engineer,
+        cars=[c for _, c, _, _ in changes],
+        runtime_release=not any(definition for *_, definition in changes),
+    )
+    name = base = f"train-{world.now:%Y%m%d-%H%M%S}"
+    suffix = 1
+    while name in world.trains_by_name:
+        suffix += 1
+        name = f"{base}-{suffix}"
+    control = settings.namespaces.control
+    revisions = tuple(
+        controller_revision(view.name, view.spec, control)
+        for _, car, view, _ in changes
+        if not car.remove
+    )
+    train = {
+        "apiVersion": names.API_VERSION,
+        "kind": "Train",
+        "metadata": {
+            "name": name,
+            "namespace": control,
+            "labels": {names.MANAGED_BY: names.MANAGED_BY_VALUE},
+        },
+        "spec": spec.to_wire(),
+    }
+    return Formation(train=train, revisions=revisions)
+
+
+def prune(world: World, settings: Settings) -> Pruning:
+    """Finished trains beyond trainHistoryLimit (oldest first; never an unfinished one),
+    and the ControllerRevisions no kept train refers to."""
+    finished = sorted((t for t in world.trains if t.finished), key=lambda t: t.order)
+    limit = settings.train_history_limit
+    gone = finished[: max(0, len(finished) - limit)]
+    gone_names = {t.name for t in gone}
+    referred = {
+        snapshot_name(c.flavor, c.revision)
+        for t in world.trains
+        if t.name not in gone_names
+        for c in t.spec.cars
+        if c.revision
+    }
+    return Pruning(
+        trains=tuple(t.name for t in gone),
+        revisions=tuple(sorted(world.snapshots - referred)),
+    )

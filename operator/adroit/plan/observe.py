@@ -1,0 +1,81 @@
+"""What the objects the kube layer reads mean, as plain values (no I/O).
+
+The kube layer hands a Deployment, Service, PodDisruptionBudget or route as
+the API server returned it (JSON) and gets the Workload or Managed a plan needs.
+"""
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from adroit.api import names
+from adroit.plan.drift import trimmed
+from adroit.plan.render import APPLIED, DEPLOYMENT_LABEL, release_of
+from adroit.plan.world import Managed, Workload
+
+Json = Mapping[str, Any]
+
+
+def unschedulable(pods: Sequence[Json], deployment: str) -> str | None:
+    """Why a Deployment's pod cannot be scheduled, if one of `pods` says so."""
+    for pod in pods:
+        if (pod["metadata"].get("labels") or {}).get(DEPLOYMENT_LABEL) != deployment:
+            continue
+        for condition in (pod.get("status") or {}).get("conditions") or []:
+            if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+                why = condition.get("message", "")
+                return f"pod {pod['metadata']['name']} cannot be scheduled: {why}"
+    return None
+
+
+def workload_of(item: Json, pods: Sequence[Json] = ()) -> Workload:
+    """A Deployment as a Workload: its release read back, how available it is, its body."""
+    meta, spec, status = item["metadata"], item["spec"], item.get("status") or {}
+    labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
+    replicas = int(spec.get("replicas", 1))
+    available_replicas = int(status.get("availableReplicas", 0))
+    available = (
+        int(status.get("observedGeneration", 0)) >= int(meta.get("generation", 1))
+        and int(status.get("updatedReplicas", 0)) >= replicas
+        and available_replicas >= replicas
+    )
+    stuck = any(
+        c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
+        for c in status.get("conditions") or []
+    )
+    ready = int(status.get("readyReplicas", 0))
+    problem = None
+    if not available:
+        problem = unschedulable(pods, meta["name"]) or (
+            f"Deployment {meta['name']}: {ready}/{replicas} ready"
+        )
+    flavor = labels.get(names.FLAVOR_LABEL, "")
+    return Workload(
+        name=meta["name"],
+        flavor=flavor,
+        role=labels.get(names.ROLE_LABEL, ""),
+        applied_hash=annotations.get(APPLIED, ""),
+        release=release_of(flavor, annotations),
+        replicas=replicas,
+        ready_replicas=ready,
+        available=available,
+        problem=problem,
+        stuck=stuck,
+        available_replicas=available_replicas,
+        body=trimmed(item),
+    )
+
+
+def managed_of(kind: str, item: Json) -> Managed:
+    """A Service, PodDisruptionBudget, HTTPRoute or VirtualService as a Managed."""
+    meta = item["metadata"]
+    target = None
+    if kind == "Service":
+        target = ((item.get("spec") or {}).get("selector") or {}).get(DEPLOYMENT_LABEL)
+    return Managed(
+        kind,
+        meta["name"],
+        (meta.get("labels") or {}).get(names.FLAVOR_LABEL, ""),
+        (meta.get("annotations") or {}).get(APPLIED, ""),
+        target,
+        body=trimmed(item),
+    )

@@ -1,0 +1,122 @@
+"""A train's status report: per-car states, conditions for kubectl wait, the approval."""
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from adroit.api.conditions import ConditionStatus
+from adroit.api.train import FINISHED, Approval, CarState, CarStatus, Phase, TrainStatus
+from adroit.plan.cars import goes_to_production, needs_approval
+from adroit.plan.conditions import set_condition
+from adroit.plan.converge import Health
+from adroit.plan.machine import since
+from adroit.plan.world import TrainView
+
+
+def car_statuses(
+    view: TrainView,
+    status: TrainStatus,
+    failed: Mapping[str, str],
+    staging: Mapping[str, Health],
+) -> list[CarStatus]:
+    """Each car's state in each stage; `failed` says which car failed and why."""
+    phase = Phase(status.phase or Phase.QUEUED)
+    cars = []
+    for car in view.spec.cars:
+        reason = message = None
+        if car.flavor in failed:
+            reason, message = "Failed", failed[car.flavor]
+        s = _staging_state(phase, staging.get(car.flavor), car.flavor in failed)
+        if not goes_to_production(car):
+            p, reason, message = (
+                CarState.SKIPPED,
+                reason or "StagingOnly",
+                message or ("staging-only: never applied to production"),
+            )
+        else:
+            p = _production_state(phase, car.flavor in failed and phase is Phase.FAILED)
+        cars.append(
+            CarStatus(flavor=car.flavor, staging=s, production=p, reason=reason, message=message)
+        )
+    return cars
+
+
+def _staging_state(phase: Phase, h: Health | None, failed: bool) -> CarState:
+    if failed:
+        return CarState.FAILED
+    if phase is Phase.QUEUED:
+        return CarState.PENDING
+    if phase is Phase.STAGING:
+        return CarState.VERIFYING if h is not None and h.converged else CarState.APPLYING
+    if phase is Phase.VERIFYING:
+        return CarState.VERIFYING
+    if phase in (Phase.ROLLED_BACK, Phase.ABORTED, Phase.FAILED):
+        return CarState.REVERTED
+    return CarState.VERIFIED
+
+
+def _production_state(phase: Phase, failed: bool) -> CarState:
+    if failed:
+        return CarState.FAILED
+    if phase is Phase.PROMOTING:
+        return CarState.APPLYING
+    if phase is Phase.DEPLOYED:
+        return CarState.DEPLOYED
+    return CarState.PENDING
+
+
+def with_conditions(view: TrainView, status: TrainStatus, now: datetime) -> TrainStatus:
+    """The status with Verified, Approved, Deployed and Finished set from its phase."""
+    phase = Phase(status.phase or Phase.QUEUED)
+    verified = since(status, Phase.VERIFYING) is not None and phase not in (
+        Phase.QUEUED,
+        Phase.STAGING,
+        Phase.VERIFYING,
+    )
+    approval = status.approval
+    if approval is not None:
+        approved = (True, "Approved", f"approved by {approval.by or 'an unverified user'}")
+    elif view.approval_problem:
+        approved = (False, "ApprovalNotVerified", view.approval_problem)
+    elif not needs_approval(view.spec):
+        approved = (False, "NotRequired", "this train needs no approval")
+    else:
+        approved = (False, "NotYetApproved", "no approval yet")
+    message = status.message or ""
+    conditions = status.conditions
+    for type_, (ok, reason, text) in (
+        (
+            "Verified",
+            (
+                verified,
+                "VerifiedInStaging" if verified else phase.value,
+                "every car was healthy in staging" if verified else message,
+            ),
+        ),
+        ("Approved", approved),
+        ("Deployed", (phase is Phase.DEPLOYED, phase.value, message)),
+        ("Finished", (phase in FINISHED, phase.value, message)),
+    ):
+        conditions = set_condition(
+            conditions,
+            type_,
+            ConditionStatus.TRUE if ok else ConditionStatus.FALSE,
+            reason,
+            text,
+            now=now,
+            generation=view.generation,
+        )
+    return status.model_copy(update={"conditions": conditions})
+
+
+def with_approval(view: TrainView, status: TrainStatus, now: datetime) -> TrainStatus:
+    """The status with the approval the annotation carries (dropped while it may still be)."""
+    mark = view.approval
+    current = status.approval
+    if mark is None:
+        if current is not None and status.phase not in FINISHED and status.phase != Phase.PROMOTING:
+            return status.model_copy(update={"approval": None})
+        return status
+    if current is None or current.by != mark.by:
+        approval = Approval(by=mark.by, groups=list(mark.groups), at=mark.at or now)
+        return status.model_copy(update={"approval": approval})
+    return status

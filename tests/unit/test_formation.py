@@ -1,0 +1,165 @@
+"""Trains that form by themselves: size, snapshots, reverts, removals, pruning (issue 9)."""
+
+import json
+from datetime import timedelta
+
+from adroit.api.flavor import FlavorStatus
+from adroit.api.train import MAX_CARS, Phase, TrainSpec, TrainStatus
+from adroit.plan.formation import form_train, prune, snapshot_matches, snapshot_spec
+from adroit.plan.stages import Stage
+from adroit.plan.world import FlavorView, TrainView, World
+from tests.unit.sim import ALWAYS_OPEN, MONDAY_NOON, Sim, settings, spec
+from tests.unit.test_trains import deployed
+
+
+def test_two_thousand_changes_form_one_train_and_the_next_change_waits() -> None:
+    config = settings()
+    flavors = {
+        f"flavor-{i:04d}": FlavorView(
+            name=f"flavor-{i:04d}", spec=spec(f"v{i}"), generation=1, status=FlavorStatus()
+        )
+        for i in range(MAX_CARS + 1)
+    }
+    formation = form_train(World(now=MONDAY_NOON, flavors=flavors), config)
+    assert formation is not None
+    cars = formation.train["spec"]["cars"]
+    assert len(cars) == MAX_CARS == 2000
+    assert all("spec" not in c and c["revision"] for c in cars), "cars name their snapshots"
+    assert len(formation.revisions) == MAX_CARS
+    revision = formation.revisions[0]
+    assert revision["apiVersion"] == "apps/v1"
+    assert revision["kind"] == "ControllerRevision"
+    assert revision["revision"] == 1
+    car = cars[0]
+    assert revision["metadata"]["name"] == f"{car['flavor']}-{car['revision']}"
+    assert revision["metadata"]["labels"] == {
+        "app.kubernetes.io/managed-by": "adroit",
+        "adroit.dev/flavor": car["flavor"],
+        "adroit.dev/revision": car["revision"],
+    }
+    kept = snapshot_spec(car["revision"], revision["data"])
+    assert kept is not None
+    assert snapshot_matches(kept, car["revision"])
+    assert snapshot_spec("00000000", revision["data"]) is None, "a snapshot of another revision"
+    TrainSpec.model_validate(formation.train["spec"])  # within the schema
+    size = len(json.dumps(formation.train))
+    assert size < 400_000, f"the largest train is {size} bytes"
+
+    left = set(flavors) - {c["flavor"] for c in cars}
+    assert len(left) == 1
+    on = TrainView(
+        name=formation.name,
+        created_at=MONDAY_NOON,
+        spec=TrainSpec.model_validate(formation.train["spec"]),
+        status=TrainStatus(phase=Phase.STAGING),
+    )
+    world = World(now=MONDAY_NOON, flavors=flavors, trains=(on,))
+    assert form_train(world, config) is None, "nothing forms while a train is on the tracks"
+    done = TrainView(
+        name=on.name, created_at=on.created_at, spec=on.spec, status=TrainStatus(phase=Phase.FAILED)
+    )
+    later = form_train(World(now=MONDAY_NOON, flavors=flavors, trains=(done,)), config)
+    assert later is not None
+    assert [c["flavor"] for c in later.train["spec"]["cars"]] == sorted(left)
+
+
+def test_a_revert_ships() -> None:
+    sim = Sim()
+    deployed(sim, "ads", "v1")
+    second = deployed(sim, "ads", "v2")
+    assert sim.running(Stage.PRODUCTION, "ads") == "v2"
+    sim.apply_flavor("ads", spec("v1"))
+    sim.run(40)
+    back = max(sim.trains, key=lambda n: sim.trains[n].created_at)
+    assert back != second, "going back to v1 forms a train"
+    assert sim.phase(back) == Phase.AWAITING_APPROVAL, "with approval like any change"
+    sim.approve(back)
+    sim.run(10)
+    assert sim.phase(back) == Phase.DEPLOYED
+    assert sim.running(Stage.PRODUCTION, "ads") == "v1"
+
+
+def test_a_failed_revision_waits_but_a_change_back_to_a_good_one_rides() -> None:
+    sim = Sim()
+    deployed(sim, "ads", "v1")
+    sim.broken.add("ads")
+    sim.apply_flavor("ads", spec("v2"))
+    sim.run(200)
+    failed = max(sim.trains, key=lambda n: sim.trains[n].created_at)
+    assert sim.phase(failed) == Phase.ROLLED_BACK
+    sim.broken.clear()
+    sim.run(60)
+    assert max(sim.trains, key=lambda n: sim.trains[n].created_at) == failed
+    pending = {c.type: c for c in sim.flavors["ads"].status.conditions}["PendingChanges"]
+    assert pending.reason == "NotDeployed"
+    sim.apply_flavor("ads", spec("v3"))
+    sim.run(5)
+    assert max(sim.trains, key=lambda n: sim.trains[n].created_at) != failed
+
+
+def test_an_aborted_removal_says_how_to_finish_or_cancel() -> None:
+    sim = Sim()
+    deployed(sim)
+    sim.delete_flavor("ads")
+    sim.run(40)
+    removal = max(sim.trains, key=lambda n: sim.trains[n].created_at)
+    assert sim.trains[removal].spec.cars[0].remove
+    pending = {c.type: c for c in sim.flavors["ads"].status.conditions}["PendingChanges"]
+    assert pending.reason == "RemovalOnTrain"
+    sim.annotate(removal, abort=True, abort_by="alice")
+    sim.run(60)
+    assert sim.phase(removal) == Phase.ABORTED
+    assert max(sim.trains, key=lambda n: sim.trains[n].created_at) == removal, "no retry"
+    assert "ads" in sim.flavors, "the finalizer still holds it: production runs it"
+    pending = {c.type: c for c in sim.flavors["ads"].status.conditions}["PendingChanges"]
+    assert (pending.status, pending.reason) == ("True", "RemovalNotDeployed")
+    assert f"train {removal}" in pending.message
+    assert "{flavor: ads, remove: true}" in pending.message, "how to finish"
+    assert "adroit.dev/finalizer" in pending.message, "how to cancel"
+    assert sim.running(Stage.PRODUCTION, "ads") == "v1"
+
+    sim.create_train(  # finishing it as the status says
+        "remove-ads",
+        TrainSpec.model_validate({"engineer": "dan", "cars": [{"flavor": "ads", "remove": True}]}),
+    )
+    sim.run(40)
+    sim.approve("remove-ads")
+    sim.run(10)
+    assert sim.phase("remove-ads") == Phase.DEPLOYED
+    assert "ads" not in sim.flavors, "the finalizer is released"
+
+
+def test_finished_trains_beyond_the_history_limit_are_pruned_with_their_snapshots() -> None:
+    sim = Sim(settings(ALWAYS_OPEN + "trainHistoryLimit: 2\n"))
+    trains = [deployed(sim, "ads", f"v{i}") for i in range(1, 5)]
+    assert sorted(sim.trains) == sorted(trains[-2:]), "the two latest are kept"
+    kept = {f"ads-{c.revision}" for t in trains[-2:] for c in sim.trains[t].spec.cars}
+    assert set(sim.revisions) == kept, "snapshots of pruned trains go with them"
+
+
+def test_prune_never_takes_an_unfinished_train() -> None:
+    config = settings(ALWAYS_OPEN + "trainHistoryLimit: 1\n")
+    cars = [{"flavor": "a", "revision": "abc", "spec": spec("a").to_wire()}]
+    train_spec = TrainSpec.model_validate({"engineer": "dan", "cars": cars})
+
+    def train(name: str, phase: Phase, age: int) -> TrainView:
+        return TrainView(
+            name=name,
+            created_at=MONDAY_NOON - timedelta(hours=age),
+            spec=train_spec,
+            status=TrainStatus(phase=phase),
+        )
+
+    world = World(
+        now=MONDAY_NOON,
+        trains=(
+            train("old-queued", Phase.QUEUED, 9),
+            train("old", Phase.DEPLOYED, 8),
+            train("older", Phase.ABORTED, 10),
+            train("new", Phase.ROLLED_BACK, 1),
+        ),
+        snapshots=frozenset({"a-abc", "b-def"}),
+    )
+    pruning = prune(world, config)
+    assert pruning.trains == ("older", "old")
+    assert pruning.revisions == ("b-def",)
