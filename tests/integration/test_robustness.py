@@ -128,15 +128,16 @@ def test_a_conflict_is_reported_not_raised(op: Operator) -> None:
     async def attempt(version: str) -> bool:
         api = await connect()
         try:
-            return await patch_status(
+            written = await patch_status(
                 api,
-                "trains",
+                "Train",
                 op.ns,
                 "conflicted",
                 version,
                 {},
                 {"phase": "Queued", "reason": "Test"},
             )
+            return written is not None
         finally:
             await api.close()
 
@@ -157,16 +158,19 @@ def test_an_unreachable_api_server_is_retried_with_backoff(
     settings = parse_settings("runtimes: {sklearn: repo/sklearn:1}\ntimeouts: {pollInterval: 1s}")
 
     async def run_for(seconds: float) -> bool:
-        task = asyncio.create_task(reconciler.run(settings, asyncio.Event()))
+        task = asyncio.create_task(reconciler.run(settings))
         await asyncio.sleep(seconds)
         alive = not task.done()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         return alive
 
-    with caplog.at_level(logging.WARNING, logger="adroit.reconciler"):
+    with caplog.at_level(logging.WARNING, logger="adroit.informer"):
         assert asyncio.run(run_for(4.5)), "the loop must survive API errors"
-    retries = [r.getMessage() for r in caplog.records if "API error" in r.getMessage()]
-    assert len(retries) >= 2
-    assert "trying again in 1s" in retries[0]
-    assert "trying again in 2s" in retries[1]
+    retries = [
+        r.getMessage() for r in caplog.records if "Informer(Flavor in adroit)" in r.getMessage()
+    ]
+    assert len(retries) >= 3, retries
+    assert "again in 0.5s" in retries[0]
+    assert "again in 1.0s" in retries[1]
+    assert "again in 2.0s" in retries[2]

@@ -1,69 +1,49 @@
-"""The reconciler: read the world, ask adroit.plan what it should be, make it so; repeat.
+"""The reconciler's wiring: start the controller once settings are loaded, stop it at exit.
 
-One loop for the whole control namespace, because "one train on the tracks"
-is a property of all trains together. It runs on every Flavor or Train event
-kopf sees, and every poll interval for what it cannot watch (Deployments
-becoming Available, the clock reaching a window or a timeout).
+The controller (adroit.kube.controller) watches everything it reads; kopf
+serves the admission webhook and runs startup and cleanup.
 """
 
 import asyncio
-import datetime as dt
 import logging
 from typing import Any
 
-import aiohttp
 import kopf
-from kubernetes_asyncio.client.exceptions import ApiException
 
-from adroit.api.names import GROUP, VERSION
 from adroit.api.settings import Settings
-from adroit.kube.act import carry_out
 from adroit.kube.cluster import connect
-from adroit.kube.read import read_world
-from adroit.plan.reconcile import reconcile
+from adroit.kube.controller import Controller
 
+BLOCKED = 0.05  # s: the admission webhook shares this event loop; longer is a bug to find
 log = logging.getLogger("adroit.reconciler")
-MAX_BACKOFF = 10.0  # a train should not wait long after the API server is back
 
 
-async def run(settings: Settings, wakeup: asyncio.Event, key: bytes | None = None) -> None:
+async def run(settings: Settings, key: bytes | None = None) -> None:
     """Reconcile until cancelled. `key` verifies signed approvals (None: the webhook is off)."""
     api = await connect()
-    backoff = 0.0
+    watchdog = asyncio.create_task(watch_the_loop(), name="adroit-loop-watchdog")
     try:
-        while True:
-            wakeup.clear()
-            try:
-                world = await read_world(api, settings, dt.datetime.now(dt.UTC), key)
-                plan = reconcile(world, settings)
-                await carry_out(api, plan, world, settings)
-                backoff = 0.0
-            except (ApiException, aiohttp.ClientError, TimeoutError) as error:
-                backoff = min(MAX_BACKOFF, backoff * 2 or 1.0)
-                reason = getattr(error, "reason", None) or error
-                log.warning("API error (%s); trying again in %.0fs", reason, backoff)
-            except Exception:
-                # A bug must not stop every train: say so loudly, and keep going.
-                backoff = min(MAX_BACKOFF, backoff * 2 or 1.0)
-                log.exception("reconciling failed; trying again in %.0fs", backoff)
-            pause = backoff or settings.timeouts.poll_interval.total_seconds()
-            try:
-                await asyncio.wait_for(wakeup.wait(), timeout=pause)
-                if backoff:
-                    await asyncio.sleep(backoff)
-            except TimeoutError:
-                pass
+        await Controller(api, settings, key).run()
     finally:
+        watchdog.cancel()
         await api.close()
 
 
+async def watch_the_loop(every: float = 0.1) -> None:
+    """Say when something held the event loop (and so every admission request) too long."""
+    loop = asyncio.get_running_loop()
+    while True:
+        before = loop.time()
+        await asyncio.sleep(every)
+        late = loop.time() - before - every
+        if late > BLOCKED:
+            log.warning("the event loop was blocked for %.0f ms", late * 1000)
+
+
 def start(memo: kopf.Memo) -> None:
-    """Start the loop; called at the end of the operator's startup, once settings are loaded."""
-    memo.wakeup = asyncio.Event()
+    """Start the controller; called at the end of the operator's startup."""
     key = memo.secrets.signing_key if getattr(memo, "secrets", None) else None
-    memo.reconciler = asyncio.create_task(
-        run(memo.settings, memo.wakeup, key), name="adroit-reconciler"
-    )
+    memo.reconciler = asyncio.create_task(run(memo.settings, key), name="adroit-reconciler")
 
 
 @kopf.on.cleanup()
@@ -75,11 +55,3 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     api = getattr(memo, "api", None)
     if api is not None:
         await api.close()
-
-
-@kopf.on.event(GROUP, VERSION, "flavors")
-@kopf.on.event(GROUP, VERSION, "trains")
-async def wake(memo: kopf.Memo, **_: Any) -> None:
-    wakeup: asyncio.Event | None = getattr(memo, "wakeup", None)
-    if wakeup is not None:
-        wakeup.set()

@@ -33,19 +33,10 @@ async def configure(
     logger: logging.Logger | logging.LoggerAdapter[Any],
     **_: Any,
 ) -> None:
-    # Our own names for kopf's bookkeeping, so that two operators never share them.
-    # The Flavor finalizer (adroit.dev/finalizer) is the reconciler's, not kopf's:
-    # kopf drops a finalizer of its name from objects it has no deletion handler for.
-    settings.persistence.finalizer = "adroit.dev/kopf-finalizer"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="adroit.dev")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="adroit.dev", key="last-handled-configuration"
-    )
+    # kopf serves the admission webhook and runs startup and cleanup; it watches nothing
+    # (the controller has its own watches), so it keeps no state on our objects.
     settings.posting.level = logging.WARNING
-    # Every watch event only wakes the reconciler: not worth a line each.
-    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # one line per admission call
-    settings.watching.server_timeout = 300
     # One exact control namespace: nothing to discover by listing namespaces or CRDs,
     # which a least-privilege identity may not do.
     settings.scanning.disabled = True

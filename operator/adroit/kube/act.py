@@ -1,11 +1,10 @@
-"""Carry out a Plan: server-side apply, deletions, status, Events, notifications.
+"""The operator's writes: server-side apply, deletion, status patches and Events.
 
-Stage objects first, then train status (so a train never reports a step whose
-writes failed), then Flavors, then a new train. A conflict (409) skips that
-write: the next pass reads the world again and decides anew.
+Every write goes through adroit.kube.rest (a timeout on each). Status is
+written as the difference from what was read, guarded by resourceVersion, so
+a write decided on a stale view is refused (409) instead of undoing another.
 """
 
-import logging
 import socket
 from datetime import UTC, datetime
 from typing import Any
@@ -14,19 +13,39 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from adroit.api import names
-from adroit.api.settings import Settings
-from adroit.kube.notify import notify
-from adroit.kube.read import ROUTES
-from adroit.plan.converge import Removal
-from adroit.plan.machine import Notice
-from adroit.plan.reconcile import Plan
-from adroit.plan.render import Manifest
-from adroit.plan.world import TrainView, World
+from adroit.kube.rest import APPLY, KINDS, MERGE, request
 
-log = logging.getLogger("adroit.act")
-# The client's stubs leave out _content_type, which its methods accept in **kwargs.
-APPLY: dict[str, Any] = {"_content_type": "application/apply-patch+yaml"}
-MERGE: dict[str, Any] = {"_content_type": "application/merge-patch+json"}
+REPORTING_INSTANCE = socket.gethostname()[:128]
+
+
+async def apply(api: client.ApiClient, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Server-side apply as the operator's field manager, taking over conflicting fields."""
+    meta = manifest["metadata"]
+    path = KINDS[manifest["kind"]].path(meta["namespace"], meta["name"])
+    return await request(
+        api,
+        "PATCH",
+        path,
+        query={"fieldManager": names.FIELD_MANAGER, "force": "true"},
+        body=manifest,
+        content_type=APPLY,
+    )
+
+
+async def delete(api: client.ApiClient, kind: str, namespace: str, name: str) -> bool:
+    """Delete in the background; False when it was gone already."""
+    try:
+        await request(
+            api,
+            "DELETE",
+            KINDS[kind].path(namespace, name),
+            body={"propagationPolicy": "Background"},
+        )
+    except ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    return True
 
 
 def merge_patch(current: Any, desired: Any) -> Any:
@@ -46,205 +65,79 @@ def merge_patch(current: Any, desired: Any) -> Any:
     return patch or None
 
 
-ROUTE_KINDS = {k: (g, v, p) for g, v, p, k in ROUTES}
-
-
-async def apply(api: client.ApiClient, manifest: Manifest) -> None:
-    kind, meta = manifest["kind"], manifest["metadata"]
-    name, ns = meta["name"], meta["namespace"]
-    if kind in ROUTE_KINDS:
-        group, version, plural = ROUTE_KINDS[kind]
-        await client.CustomObjectsApi(api).patch_namespaced_custom_object(
-            group,
-            version,
-            ns,
-            plural,
-            name,
-            manifest,
-            field_manager=names.FIELD_MANAGER,
-            force=True,
-            **APPLY,
-        )
-        log.info("applied %s %s/%s", kind, ns, name)
-        return
-    call = {
-        "Deployment": client.AppsV1Api(api).patch_namespaced_deployment,
-        "Service": client.CoreV1Api(api).patch_namespaced_service,
-        "PodDisruptionBudget": client.PolicyV1Api(api).patch_namespaced_pod_disruption_budget,
-    }[kind]
-    await call(name, ns, manifest, field_manager=names.FIELD_MANAGER, force=True, **APPLY)
-    log.info("applied %s %s/%s", kind, ns, name)
-
-
-async def remove(api: client.ApiClient, removal: Removal) -> None:
-    if removal.kind in ROUTE_KINDS:
-        group, version, plural = ROUTE_KINDS[removal.kind]
-        try:
-            await client.CustomObjectsApi(api).delete_namespaced_custom_object(
-                group, version, removal.namespace, plural, removal.name
-            )
-        except ApiException as error:
-            if error.status != 404:
-                raise
-        return
-    call = {
-        "Deployment": client.AppsV1Api(api).delete_namespaced_deployment,
-        "Service": client.CoreV1Api(api).delete_namespaced_service,
-        "PodDisruptionBudget": client.PolicyV1Api(api).delete_namespaced_pod_disruption_budget,
-    }[removal.kind]
-    try:
-        await call(removal.name, removal.namespace, propagation_policy="Background")
-        log.info("deleted %s %s/%s", removal.kind, removal.namespace, removal.name)
-    except ApiException as error:
-        if error.status != 404:
-            raise
-
-
 async def patch_status(
     api: client.ApiClient,
-    plural: str,
+    kind: str,
     namespace: str,
     name: str,
     resource_version: str,
     current: dict[str, Any],
     desired: dict[str, Any],
-) -> bool:
-    """Write the status difference, guarded by resourceVersion; False on a conflict."""
+) -> dict[str, Any] | None:
+    """Write the status difference, guarded by resourceVersion: the object as written, the
+    same object when there was nothing to write ({}), or None on a conflict or when it is gone."""
     diff = merge_patch(current, desired)
     if diff is None:
-        return True
+        return {}
     body = {"metadata": {"resourceVersion": resource_version}, "status": diff}
     try:
-        await client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
-            names.GROUP, names.VERSION, namespace, plural, name, body, **MERGE
+        return await request(
+            api, "PATCH", KINDS[kind].path(namespace, name, "status"), body=body, content_type=MERGE
         )
     except ApiException as error:
         if error.status in (404, 409):
-            log.info("%s %s changed meanwhile (%s); looking again", plural, name, error.status)
-            return False
+            return None
         raise
-    return True
-
-
-async def post_event(
-    api: client.ApiClient, train: TrainView, namespace: str, notice: Notice
-) -> None:
-    now = datetime.now(UTC)
-    body = {
-        "metadata": {"generateName": f"{train.name}.", "namespace": namespace},
-        "involvedObject": {
-            "apiVersion": names.API_VERSION,
-            "kind": "Train",
-            "name": train.name,
-            "namespace": namespace,
-            "uid": train.uid,
-        },
-        "reason": notice.reason,
-        "message": notice.message[:1024],
-        "type": notice.type,
-        "source": {"component": "adroit"},
-        "reportingComponent": "adroit.dev/operator",
-        "reportingInstance": socket.gethostname()[:128],
-        "firstTimestamp": now.isoformat(),
-        "lastTimestamp": now.isoformat(),
-        "eventTime": None,
-        "count": 1,
-    }
-    try:
-        await client.CoreV1Api(api).create_namespaced_event(namespace, body)  # type: ignore[arg-type]
-    except ApiException as error:  # an Event is a report, never a reason to stop
-        log.warning(
-            "could not post Event %s for train %s: %s", notice.reason, train.name, error.reason
-        )
 
 
 async def set_finalizers(
     api: client.ApiClient, namespace: str, name: str, resource_version: str, finalizers: list[str]
-) -> None:
+) -> dict[str, Any] | None:
+    """A Flavor's finalizers, guarded by resourceVersion; None on a conflict or when gone."""
     body = {"metadata": {"finalizers": finalizers, "resourceVersion": resource_version}}
     try:
-        await client.CustomObjectsApi(api).patch_namespaced_custom_object(
-            names.GROUP, names.VERSION, namespace, "flavors", name, body, **MERGE
+        return await request(
+            api, "PATCH", KINDS["Flavor"].path(namespace, name), body=body, content_type=MERGE
         )
     except ApiException as error:
-        if error.status not in (404, 409):
-            raise
+        if error.status in (404, 409):
+            return None
+        raise
 
 
-async def carry_out(api: client.ApiClient, plan: Plan, world: World, settings: Settings) -> int:
-    """Make the plan true; returns how many writes it took."""
-    writes = 0
-    control = settings.namespaces.control
-    for manifest in plan.writes.apply:
-        await apply(api, manifest)
-        writes += 1
-    for removal in plan.writes.delete:
-        await remove(api, removal)
-        writes += 1
-
-    trains = {t.name: t for t in world.trains}
-    for name, step in plan.trains.items():
-        train = trains[name]
-        written = await patch_status(
-            api,
-            "trains",
-            control,
-            name,
-            train.resource_version,
-            train.status.to_wire(),
-            step.status.to_wire(),
+async def create(api: client.ApiClient, manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """Create; None when an object of that name exists already."""
+    meta = manifest["metadata"]
+    try:
+        return await request(
+            api, "POST", KINDS[manifest["kind"]].path(meta["namespace"]), body=manifest
         )
-        writes += 1
-        if not written:
-            continue
-        for notice in step.notices:
-            log.info("train %s: %s: %s", name, notice.reason, notice.message)
-            await post_event(api, train, control, notice)
-            if notice.notify and settings.notifications.webhook_url:
-                await notify(str(settings.notifications.webhook_url), notice.message)
+    except ApiException as error:
+        if error.status == 409:
+            return None
+        raise
 
-    for name, status in plan.flavors.items():
-        flavor = world.flavors[name]
-        await patch_status(
-            api,
-            "flavors",
-            control,
-            name,
-            flavor.resource_version,
-            flavor.status.to_wire(),
-            status.to_wire(),
-        )
-        writes += 1
 
-    for name in plan.add_finalizer + plan.remove_finalizer:
-        flavor = world.flavors[name]
-        keep = [f for f in flavor.finalizers if f != names.FINALIZER]
-        if name in plan.add_finalizer:
-            keep.append(names.FINALIZER)
-        await set_finalizers(api, control, name, flavor.resource_version, keep)
-        writes += 1
-
-    if plan.formation is not None:
-        for revision in plan.formation.revisions:  # the cars' spec snapshots, first
-            try:
-                apps = client.AppsV1Api(api)
-                await apps.create_namespaced_controller_revision(control, revision)  # type: ignore[arg-type]
-            except ApiException as error:
-                if error.status != 409:  # same name, same content
-                    raise
-            writes += 1
-    if plan.new_train is not None:
-        try:
-            await client.CustomObjectsApi(api).create_namespaced_custom_object(
-                names.GROUP, names.VERSION, control, "trains", plan.new_train
-            )
-            log.info(
-                "formed train %s with %d car(s)",
-                plan.new_train["metadata"]["name"],
-                len(plan.new_train["spec"]["cars"]),
-            )
-        except ApiException as error:
-            if error.status != 409:
-                raise
-        writes += 1
-    return writes
+async def post_event(
+    api: client.ApiClient,
+    involved: dict[str, Any],
+    reason: str,
+    message: str,
+    type_: str = "Normal",
+) -> None:
+    """An Event on `involved` (apiVersion, kind, name, namespace, uid)."""
+    now = datetime.now(UTC).isoformat()
+    body = {
+        "metadata": {"generateName": f"{involved['name']}.", "namespace": involved["namespace"]},
+        "involvedObject": involved,
+        "reason": reason,
+        "message": message[:1024],
+        "type": type_,
+        "source": {"component": "adroit"},
+        "reportingComponent": "adroit.dev/operator",
+        "reportingInstance": REPORTING_INSTANCE,
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
+    await request(api, "POST", KINDS["Event"].path(involved["namespace"]), body=body)

@@ -2,19 +2,34 @@
 
 import os
 from dataclasses import dataclass
+from importlib.metadata import version
+from typing import Any
 
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
+DEFAULT_TIMEOUT = 30.0  # seconds, for every request that does not name its own
+
 
 async def connect() -> client.ApiClient:
-    """An API client from the in-cluster service account, else from KUBECONFIG."""
+    """An API client from the in-cluster service account, else from KUBECONFIG, whose every
+    request has a timeout (the generated client has none by default)."""
     try:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
         # KUBECONFIG as it is now: the client library reads it only once, at import.
         await config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
-    return client.ApiClient()
+    api = client.ApiClient()
+    api.user_agent = f"adroit/{version('adroit')}"
+    send = api.rest_client.request
+
+    async def with_timeout(*args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("_request_timeout"):
+            kwargs["_request_timeout"] = DEFAULT_TIMEOUT
+        return await send(*args, **kwargs)
+
+    api.rest_client.request = with_timeout  # type: ignore[method-assign]
+    return api
 
 
 @dataclass(frozen=True)

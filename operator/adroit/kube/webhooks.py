@@ -12,11 +12,12 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from adroit.api import names
 from adroit.api.settings import Admission
-from adroit.kube.act import APPLY
 from adroit.kube.secrets import OperatorSecrets
 from adroit.plan.webhooks import webhook_configuration
 
 log = logging.getLogger("adroit.webhook")
+# The client's stubs leave out _content_type, which its methods accept in **kwargs.
+_APPLY: dict[str, Any] = {"_content_type": "application/apply-patch+yaml"}
 
 
 def hosts_for(admission: Admission) -> tuple[str, ...]:
@@ -49,7 +50,7 @@ async def publish(api: client.ApiClient, manifest: dict[str, Any]) -> None:
         manifest,
         field_manager=names.FIELD_MANAGER,
         force=True,
-        **APPLY,
+        **_APPLY,
     )
     log.info("published the admission webhook configuration %s", name)
 

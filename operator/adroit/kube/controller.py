@@ -1,0 +1,556 @@
+"""The reconciler's engine: watch-fed caches, a queue of keys, and per-key fault isolation.
+
+Every kind the operator reads is watched once (adroit.kube.informer); a change
+enqueues only the keys it touches: a flavor (its stages and its status), or
+`trains` (stepping the trains, forming the next one, pruning old ones), the one
+key that needs a view of all trains. Keys are worked off in batches over one
+snapshot of the caches. A write the API server refuses (4xx) belongs to its
+flavor and stage: it is recorded for the train to fail that car with the API
+server's message, and every other key goes on. Busy, broken or unreachable
+servers (5xx, 429, timeouts) are retried per key with backoff.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from adroit.api import names
+from adroit.api.settings import Settings
+from adroit.api.train import FINISHED
+from adroit.kube import act, rest
+from adroit.kube.informer import Informer
+from adroit.kube.notify import notify
+from adroit.kube.read import flavor_view, quota_of, train_view
+from adroit.plan.cars import snapshot_name
+from adroit.plan.flavors import flavor_status
+from adroit.plan.formation import REVISION_LABEL, Formation, form_train, prune, snapshot_spec
+from adroit.plan.machine import Notice
+from adroit.plan.observe import managed_of, unschedulable, workload_of
+from adroit.plan.reconcile import FinalizerAction, finalizer_action, stage_writes
+from adroit.plan.render import DEPLOYMENT_LABEL
+from adroit.plan.stages import Stage
+from adroit.plan.trains import step_trains
+from adroit.plan.world import Managed, StageWorld, TrainView, Workload, World
+
+log = logging.getLogger("adroit.reconciler")
+MANAGED = f"{names.MANAGED_BY}={names.MANAGED_BY_VALUE}"
+TRAINS = "\0trains"  # the key of everything that needs all trains (no flavor has this name)
+MAX_BACKOFF = 10.0  # a key should not wait long after the API server is back
+FORMATION_SETTLE = 1.0  # s without a Flavor change before a train forms: a batch rides together
+TRAINS_MIN_INTERVAL = 0.5  # s between two passes over the trains while cars move
+WRITERS = 8  # writes in flight at once
+
+
+class Retry(Exception):
+    """The key could not be finished for a passing reason; try it again after a backoff."""
+
+
+def _pod_of(item: dict[str, Any]) -> dict[str, Any]:
+    """A pod, reduced to what explains a Deployment that is not available."""
+    meta = item["metadata"]
+    return {
+        "metadata": {"name": meta["name"], "labels": meta.get("labels") or {}},
+        "status": {"conditions": (item.get("status") or {}).get("conditions") or []},
+    }
+
+
+def _workload(item: dict[str, Any]) -> Workload:
+    return workload_of(item)
+
+
+def _managed(kind: str) -> Callable[[dict[str, Any]], Managed]:
+    return lambda item: managed_of(kind, item)
+
+
+def _snapshot(item: dict[str, Any]) -> Any:
+    """A car's spec snapshot, checked against its revision hash (None: it does not match)."""
+    revision = (item["metadata"].get("labels") or {}).get(REVISION_LABEL, "")
+    return snapshot_spec(revision, item.get("data"))
+
+
+def _version(rv: str) -> int:
+    try:
+        return int(rv)
+    except ValueError:
+        return 0
+
+
+class Controller:
+    def __init__(self, api: client.ApiClient, settings: Settings, key: bytes | None) -> None:
+        self.api, self.settings, self.key = api, settings, key
+        ns = settings.namespaces
+        self.errors: dict[tuple[str, Stage], str] = {}
+        self.dirty: set[str] = set()
+        self.wakeup = asyncio.Event()
+        self.retry_at: dict[str, float] = {}
+        self.backoff: dict[str, float] = {}
+        self.last_flavor_change = 0.0
+        self.last_trains_pass = 0.0
+        self._specs: dict[tuple[str, int], Any] = {}  # (train uid, generation) -> TrainSpec
+        self._notifications: set[asyncio.Task[None]] = set()
+        # A stage's view is built again only after something in it changed.
+        self._stage_changes: dict[Stage, int] = dict.fromkeys(Stage, 0)
+        self._stage_views: dict[Stage, tuple[int, StageWorld]] = {}
+        self._snapshot_changes = 0
+        # train name -> (resourceVersion, snapshot changes, the view with its cars' specs)
+        self._resolved_views: dict[str, tuple[str, int, TrainView]] = {}
+
+        def on(kind: str, namespace: str, **kw: Any) -> Informer:
+            return Informer(api, kind, namespace, **kw)
+
+        self.flavors = on(
+            "Flavor", ns.control, transform=flavor_view, on_change=self._flavor_changed
+        )
+        self.trains = on("Train", ns.control, transform=self._train, on_change=self._train_changed)
+        self.revisions = on(
+            "ControllerRevision",
+            ns.control,
+            labels=MANAGED,
+            transform=_snapshot,
+            on_change=self._snapshot_changed,
+        )
+        self.stages: dict[Stage, dict[str, Informer]] = {}
+        for stage, namespace in ((Stage.STAGING, ns.staging), (Stage.PRODUCTION, ns.production)):
+            kinds = ["Deployment", "Service", "PodDisruptionBudget"]
+            if stage is Stage.PRODUCTION:
+                kinds += ["HTTPRoute", "VirtualService"]
+            watched = {
+                kind: on(
+                    kind,
+                    namespace,
+                    labels=MANAGED,
+                    transform=_workload if kind == "Deployment" else _managed(kind),
+                    on_change=self._owned_changed(stage),
+                )
+                for kind in kinds
+            }
+            watched["Pod"] = on(
+                "Pod",
+                namespace,
+                labels=MANAGED,
+                transform=_pod_of,
+                on_change=self._stage_changed(stage),
+            )
+            if stage is Stage.PRODUCTION:
+                watched["ResourceQuota"] = on(
+                    "ResourceQuota", namespace, on_change=self._stage_changed(stage)
+                )
+            self.stages[stage] = watched
+
+    # --- the caches ------------------------------------------------------
+
+    @property
+    def informers(self) -> list[Informer]:
+        every = [self.flavors, self.trains, self.revisions]
+        for watched in self.stages.values():
+            every += watched.values()
+        return every
+
+    def _train(self, item: dict[str, Any]) -> TrainView:
+        meta = item["metadata"]
+        cache_key = (meta["uid"], int(meta.get("generation", 1)))
+        spec = self._specs.get(cache_key)
+        view = train_view(item, self.key, spec)
+        self._specs[cache_key] = view.spec
+        return view
+
+    def _snapshot_changed(self, old: Any, new: Any) -> None:
+        self._snapshot_changes += 1
+        self.enqueue(TRAINS)
+
+    def enqueue(self, key: str) -> None:
+        self.dirty.add(key)
+        self.wakeup.set()
+
+    def _flavor_changed(self, old: Any, new: Any) -> None:
+        view = new or old
+        if (
+            old is None
+            or new is None
+            or old.generation != new.generation
+            or (old.deleting != new.deleting)
+        ):
+            self.last_flavor_change = time.monotonic()
+        self.enqueue(view.name)
+        self.enqueue(TRAINS)
+
+    def _train_changed(self, old: TrainView | None, new: TrainView | None) -> None:
+        self.enqueue(TRAINS)
+        view = new or old
+        assert view is not None
+        if old is None or new is None or old.status.phase != new.status.phase:
+            # Its phase decides what its cars' flavors should run in each stage.
+            for car in view.spec.cars:
+                self.enqueue(car.flavor)
+
+    def _stage_changed(self, stage: Stage) -> Callable[[Any, Any], None]:
+        def changed(old: Any, new: Any) -> None:
+            self._stage_changes[stage] += 1
+            self.enqueue(TRAINS)
+
+        return changed
+
+    def _owned_changed(self, stage: Stage) -> Callable[[Any, Any], None]:
+        def changed(old: Workload | Managed | None, new: Workload | Managed | None) -> None:
+            self._stage_changes[stage] += 1
+            for item in (old, new):
+                if item is not None and item.flavor:
+                    self.enqueue(item.flavor)
+            self.enqueue(TRAINS)
+
+        return changed
+
+    def remember(self, informer: Informer, obj: dict[str, Any]) -> None:
+        """Put what a write returned into the cache at once, unless the watch is further on,
+        so the next pass does not decide again on what it already wrote."""
+        meta = obj.get("metadata") or {}
+        name, rv = meta.get("name"), meta.get("resourceVersion", "")
+        if not name:
+            return
+        if _version(informer.versions.get(name, "")) < _version(rv):
+            informer._store(name, obj)
+
+    def _stage_world(self, stage: Stage) -> StageWorld:
+        cached = self._stage_views.get(stage)
+        if cached is not None and cached[0] == self._stage_changes[stage]:
+            return cached[1]
+        view = self._build_stage_world(stage)
+        self._stage_views[stage] = (self._stage_changes[stage], view)
+        return view
+
+    def _build_stage_world(self, stage: Stage) -> StageWorld:
+        watched = self.stages[stage]
+        namespace = watched["Deployment"].namespace
+        pods: dict[str, list[dict[str, Any]]] = {}
+        for pod in watched["Pod"].items.values():
+            owner = pod["metadata"]["labels"].get(DEPLOYMENT_LABEL)
+            if owner:
+                pods.setdefault(owner, []).append(pod)
+        workloads = []
+        for name, workload in watched["Deployment"].items.items():
+            if not workload.available and name in pods:
+                why = unschedulable(pods[name], name)
+                workload = replace(workload, problem=why) if why else workload
+            workloads.append(workload)
+        others = [
+            item
+            for kind in ("Service", "PodDisruptionBudget", "HTTPRoute", "VirtualService")
+            if kind in watched
+            for item in watched[kind].items.values()
+        ]
+        quota = None
+        if "ResourceQuota" in watched:
+            quota = quota_of(list(watched["ResourceQuota"].items.values()))
+        return StageWorld(namespace, tuple(workloads), tuple(others), quota)
+
+    def world(self) -> World:
+        """One snapshot of every cache, for one batch of keys."""
+        return World(
+            now=datetime.now(UTC),
+            flavors=dict(self.flavors.items),
+            trains=tuple(self._resolved(t) for t in self.trains.items.values()),
+            staging=self._stage_world(Stage.STAGING),
+            production=self._stage_world(Stage.PRODUCTION),
+            errors=dict(self.errors),
+            snapshots=frozenset(self.revisions.items),
+        )
+
+    def _resolved(self, view: TrainView) -> TrainView:
+        """The train with each car's spec read from its ControllerRevision snapshot; a car whose
+        snapshot is missing keeps none, and the plan fails it (SnapshotMissing)."""
+        if view.status.phase in FINISHED or all(c.spec or c.remove for c in view.spec.cars):
+            return view
+        cached = self._resolved_views.get(view.name)
+        if cached and cached[:2] == (view.resource_version, self._snapshot_changes):
+            return cached[2]
+        cars = [
+            car
+            if car.spec is not None or car.remove
+            else car.model_copy(
+                update={
+                    "spec": self.revisions.items.get(snapshot_name(car.flavor, car.revision or ""))
+                }
+            )
+            for car in view.spec.cars
+        ]
+        resolved = replace(view, spec=view.spec.model_copy(update={"cars": cars}))
+        self._resolved_views[view.name] = (
+            view.resource_version,
+            self._snapshot_changes,
+            resolved,
+        )
+        return resolved
+
+    # --- the loop --------------------------------------------------------
+
+    async def run(self) -> None:
+        tasks = [asyncio.create_task(i.run(), name=repr(i)) for i in self.informers]
+        try:
+            await asyncio.gather(*(i.synced.wait() for i in self.informers))
+            log.info(
+                "caches synced: %d flavors, %d trains",
+                len(self.flavors.items),
+                len(self.trains.items),
+            )
+            self.enqueue(TRAINS)
+            for name in self.flavors.items:
+                self.enqueue(name)
+            await self._work()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, *self._notifications, return_exceptions=True)
+
+    async def _work(self) -> None:
+        poll = self.settings.timeouts.poll_interval.total_seconds()
+        while True:
+            try:
+                await asyncio.wait_for(self.wakeup.wait(), timeout=self._next_wait(poll))
+            except TimeoutError:
+                self.enqueue(TRAINS)  # time passes: windows open, timeouts run out
+            self.wakeup.clear()
+            now = time.monotonic()
+            due = {k for k in self.dirty if self.retry_at.get(k, 0.0) <= now}
+            if TRAINS in due and now - self.last_trains_pass < TRAINS_MIN_INTERVAL:
+                due.discard(TRAINS)
+            if not due:
+                continue
+            self.dirty -= due
+            try:
+                world = self.world()
+            except Exception:  # a bug in reading the caches: say so, and look again soon
+                log.exception("cannot build the world from the caches")
+                self.dirty |= due
+                await asyncio.sleep(1.0)
+                continue
+            await self._batch(due, world)
+
+    async def _batch(self, due: set[str], world: World) -> None:
+        if TRAINS in due:
+            self.last_trains_pass = time.monotonic()
+            await self._guarded(TRAINS, lambda: self._trains(world))
+        semaphore = asyncio.Semaphore(WRITERS)
+
+        async def one(flavor: str) -> None:
+            async with semaphore:
+                await self._guarded(flavor, lambda: self._flavor(flavor, world))
+
+        await asyncio.gather(*(one(k) for k in sorted(due - {TRAINS})))
+
+    def _next_wait(self, poll: float) -> float:
+        now = time.monotonic()
+        waits = [poll]
+        waits += [t - now for k, t in self.retry_at.items() if k in self.dirty]
+        if TRAINS in self.dirty:
+            waits.append(self.last_trains_pass + TRAINS_MIN_INTERVAL - now)
+        return max(0.01, min(waits))
+
+    async def _guarded(self, key: str, work: Callable[[], Awaitable[None]]) -> None:
+        """Run one key; a passing failure retries it with its own backoff, and no failure
+        of one key ever stops the others."""
+        try:
+            await work()
+        except (Retry, ApiException, aiohttp.ClientError, TimeoutError, ConnectionError) as error:
+            delay = min(MAX_BACKOFF, self.backoff.get(key, 0.0) * 2 or 0.5)
+            self.backoff[key] = delay
+            self.retry_at[key] = time.monotonic() + delay
+            self.dirty.add(key)
+            what = "the trains" if key == TRAINS else f"flavor {key}"
+            log.warning("%s: %s; trying again in %.1fs", what, _describe(error), delay)
+            return
+        except Exception:
+            delay = min(MAX_BACKOFF, self.backoff.get(key, 0.0) * 2 or 1.0)
+            self.backoff[key] = delay
+            self.retry_at[key] = time.monotonic() + delay
+            self.dirty.add(key)
+            log.exception("reconciling %s failed; trying again in %.1fs", key, delay)
+            return
+        self.backoff.pop(key, None)
+        self.retry_at.pop(key, None)
+        await asyncio.sleep(0)  # let the webhook and the watches in between keys
+
+    # --- one flavor ------------------------------------------------------
+
+    async def _flavor(self, name: str, world: World) -> None:
+        for stage in Stage:
+            try:
+                writes = stage_writes(name, stage, world, self.settings)
+            except Exception as error:  # a spec that cannot be rendered fails its car
+                log.exception("flavor %s cannot be rendered for %s", name, stage)
+                self._refused(name, stage, f"cannot render {stage}: {error}")
+                continue
+            try:
+                await self._write(stage, writes)
+            except ApiException as error:
+                if rest.retryable(error):
+                    raise
+                self._refused(name, stage, rest.message_of(error))
+                continue
+            if self.errors.pop((name, stage), None) is not None:
+                self.enqueue(TRAINS)
+        view = world.flavors.get(name)
+        if view is None:
+            return
+        status = flavor_status(view, world)
+        if status != view.status:
+            await self._patch_status(
+                self.flavors,
+                "Flavor",
+                name,
+                view.resource_version,
+                view.status.to_wire(),
+                status.to_wire(),
+            )
+        action = finalizer_action(view, world)
+        if action is not None:
+            finalizers = [f for f in view.finalizers if f != names.FINALIZER]
+            if action is FinalizerAction.ADD:
+                finalizers.append(names.FINALIZER)
+            control = self.settings.namespaces.control
+            done = await act.set_finalizers(
+                self.api, control, name, view.resource_version, list(finalizers)
+            )
+            if done is None:
+                self.enqueue(name)
+            else:
+                self.remember(self.flavors, done)
+
+    def _refused(self, flavor: str, stage: Stage, message: str) -> None:
+        if self.errors.get((flavor, stage)) != message:
+            log.warning(
+                "flavor %s in %s: the API server refused a write: %s", flavor, stage, message
+            )
+            self.errors[(flavor, stage)] = message
+            self.enqueue(TRAINS)
+
+    async def _write(self, stage: Stage, writes: Any) -> None:
+        watched = self.stages[stage]
+        for manifest in writes.apply:
+            applied = await act.apply(self.api, manifest)
+            log.info(
+                "applied %s %s/%s",
+                manifest["kind"],
+                manifest["metadata"]["namespace"],
+                manifest["metadata"]["name"],
+            )
+            if manifest["kind"] in watched:
+                self.remember(watched[manifest["kind"]], applied)
+        for removal in writes.delete:
+            if await act.delete(self.api, removal.kind, removal.namespace, removal.name):
+                log.info("deleted %s %s/%s", removal.kind, removal.namespace, removal.name)
+
+    async def _patch_status(
+        self,
+        informer: Informer,
+        kind: str,
+        name: str,
+        resource_version: str,
+        current: dict[str, Any],
+        desired: dict[str, Any],
+    ) -> bool:
+        """Write the status difference; False on a conflict (the key is looked at again)."""
+        control = self.settings.namespaces.control
+        done = await act.patch_status(
+            self.api, kind, control, name, resource_version, current, desired
+        )
+        if done is None:
+            log.info("%s %s changed meanwhile; looking again", kind, name)
+            self.enqueue(TRAINS if kind == "Train" else name)
+            return False
+        if done:
+            self.remember(informer, done)
+        return True
+
+    # --- the trains ------------------------------------------------------
+
+    async def _trains(self, world: World) -> None:
+        steps = await asyncio.to_thread(step_trains, world, self.settings)
+        trains = {t.name: t for t in world.trains}
+        control = self.settings.namespaces.control
+        for name, step in steps.items():
+            train = trains[name]
+            written = await self._patch_status(
+                self.trains,
+                "Train",
+                name,
+                train.resource_version,
+                train.status.to_wire(),
+                step.status.to_wire(),
+            )
+            if not written:
+                continue
+            for notice in step.notices:
+                log.info("train %s: %s: %s", name, notice.reason, notice.message)
+                await self._post_event(train, control, notice)
+                url = self.settings.notifications.webhook_url
+                if notice.notify and url:
+                    task = asyncio.create_task(notify(str(url), notice.message))
+                    self._notifications.add(task)
+                    task.add_done_callback(self._notifications.discard)
+        if steps:
+            return  # form and prune on the world those steps produced
+        if time.monotonic() - self.last_flavor_change < FORMATION_SETTLE:
+            self.dirty.add(TRAINS)
+            return
+        formation = await asyncio.to_thread(form_train, world, self.settings)
+        if formation is not None:
+            await self._form(formation)
+        pruning = prune(world, self.settings)
+        for kind, names_ in (("Train", pruning.trains), ("ControllerRevision", pruning.revisions)):
+            for name in names_:
+                if await act.delete(self.api, kind, control, name):
+                    log.info("deleted %s %s: beyond trainHistoryLimit", kind, name)
+
+    async def _form(self, formation: Formation) -> None:
+        semaphore = asyncio.Semaphore(WRITERS)
+
+        async def snapshot(manifest: dict[str, Any]) -> None:
+            if manifest["metadata"]["name"] in self.revisions.items:
+                return
+            async with semaphore:
+                done = await act.create(self.api, manifest)  # None: the same name, same content
+                if done is not None:
+                    self.remember(self.revisions, done)
+
+        await asyncio.gather(*(snapshot(m) for m in formation.revisions))
+        train = formation.train
+        done = await act.create(self.api, train)
+        if done is not None:
+            self.remember(self.trains, done)
+            log.info(
+                "formed train %s with %d car(s)",
+                train["metadata"]["name"],
+                len(train["spec"]["cars"]),
+            )
+
+    async def _post_event(self, train: TrainView, namespace: str, notice: Notice) -> None:
+        involved = {
+            "apiVersion": names.API_VERSION,
+            "kind": "Train",
+            "name": train.name,
+            "namespace": namespace,
+            "uid": train.uid,
+        }
+        try:
+            await act.post_event(self.api, involved, notice.reason, notice.message, notice.type)
+        except ApiException as error:  # an Event is a report, never a reason to stop
+            log.warning(
+                "could not post Event %s for train %s: %s",
+                notice.reason,
+                train.name,
+                rest.message_of(error),
+            )
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, ApiException):
+        return f"API server answered {error.status}: {rest.message_of(error)}"
+    return f"{type(error).__name__}: {error}"

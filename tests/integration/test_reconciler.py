@@ -1,0 +1,306 @@
+"""The reconciler on a real cluster: fault isolation, drift repair, reverts, big trains."""
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.integration.operator import IMAGE, Operator, Webhook, frozen_today, own_operator
+from tests.kube import apply, eventually, kubectl
+
+OTHER_IMAGE = "registry.local/adroit/serving-xgboost:1.7"
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    hook = Webhook()
+    yield hook
+    hook.close()
+
+
+@pytest.fixture
+def op(tmp_path: Path, webhook: Webhook) -> Iterator[Operator]:
+    with own_operator(
+        tmp_path,
+        webhook=webhook,
+        runtimes={"scikit-learn-2022-10": IMAGE, "xgboost-1-7": OTHER_IMAGE},
+    ) as running:
+        running.start()
+        yield running
+
+
+@pytest.fixture
+def poison(op: Operator) -> Iterator[str]:
+    """A ValidatingAdmissionPolicy that refuses Deployments of flavor `poison` in staging:
+    the API server itself refuses the operator's write, as it would a bad field."""
+    name = f"refuse-poison-{op.ns}"
+    message = "deployments of flavor poison are refused here"
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": ["apps"],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE", "UPDATE"],
+                        "resources": ["deployments"],
+                    }
+                ]
+            },
+            "validations": [
+                {
+                    "expression": "!has(object.metadata.labels) || "
+                    "!('adroit.dev/flavor' in object.metadata.labels) || "
+                    "object.metadata.labels['adroit.dev/flavor'] != 'poison'",
+                    "message": message,
+                }
+            ],
+        },
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": op.staging}}
+            },
+        },
+    }
+    apply(policy)
+    apply(binding)
+    probe = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "probe",
+            "namespace": op.staging,
+            "labels": {"adroit.dev/flavor": "poison"},
+        },
+        "spec": {
+            "selector": {"matchLabels": {"app": "probe"}},
+            "template": {
+                "metadata": {"labels": {"app": "probe"}},
+                "spec": {"containers": [{"name": "c", "image": IMAGE}]},
+            },
+        },
+    }
+    eventually(
+        lambda: (
+            message
+            in kubectl(
+                "apply", "--dry-run=server", "-f", "-", stdin=json.dumps(probe), check=False
+            ).stderr
+        ),
+        what="the policy to be in force",
+    )
+    yield message
+    kubectl(
+        "delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", name, check=False
+    )
+
+
+def test_a_refused_write_fails_its_car_and_nothing_else(
+    op: Operator, webhook: Webhook, poison: str
+) -> None:
+    good = op.ship(op.flavor("good", version="v1"))
+    apply(op.flavor("poison", version="v1"), user="bob")
+    train = op.new_train({good})
+    status = op.wait_phase(train, "RolledBack")["status"]
+
+    car = next(c for c in status["cars"] if c["flavor"] == "poison")
+    assert car["staging"] == "Failed"
+    assert poison in car["message"], "the API server's own message, in the car's status"
+    assert poison in status["history"][-1]["message"]
+    events = kubectl(
+        "get",
+        "events",
+        "-n",
+        op.ns,
+        "--field-selector",
+        f"involvedObject.name={train}",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ).stdout
+    assert poison in events
+    assert any(poison in text and train in text for text in webhook.texts), webhook.texts
+    assert op.deployments("staging", "poison") == []
+
+    # Meanwhile and after, every other flavor is looked after: drift on `good` is put
+    # back, and a new change of another flavor ships on the next train.
+    production = op.deployments("production", "good")[0]["metadata"]["name"]
+    kubectl("scale", "deployment", production, "-n", op.production, "--replicas=0")
+    eventually(
+        lambda: op.get("deployment", production, op.production)["spec"]["replicas"] == 3,
+        what="the scaled-down Deployment to be put back",
+    )
+    assert op.ship(op.flavor("other", version="v1"))
+    assert op.phase(train) == "RolledBack"
+
+
+def test_drift_is_put_back(op: Operator) -> None:
+    op.ship(op.flavor("ads", version="v1"))
+    [deployment] = op.deployments("production", "ads")
+    name = deployment["metadata"]["name"]
+
+    kubectl("scale", "deployment", name, "-n", op.production, "--replicas=0")
+    eventually(
+        lambda: op.get("deployment", name, op.production)["spec"]["replicas"] == 3,
+        what="replicas scaled to 0 to be put back",
+    )
+    kubectl("set", "image", f"deployment/{name}", "-n", op.production, "model-server=evil:latest")
+    eventually(
+        lambda: (
+            op.get("deployment", name, op.production)["spec"]["template"]["spec"]["containers"][0][
+                "image"
+            ]
+            == IMAGE
+        ),
+        what="the edited image to be put back",
+    )
+    for kind, obj in (
+        ("service", "ads"),
+        ("service", name),
+        ("httproute", "ads"),
+        ("poddisruptionbudget", "ads"),
+    ):
+        uid = op.get(kind, obj, op.production)["metadata"]["uid"]
+        kubectl("delete", kind, obj, "-n", op.production)
+        eventually(
+            lambda kind=kind, obj=obj, uid=uid: (
+                kubectl(
+                    "get",
+                    kind,
+                    obj,
+                    "-n",
+                    op.production,
+                    "-o",
+                    "jsonpath={.metadata.uid}",
+                    check=False,
+                ).stdout
+                not in ("", uid)
+            ),
+            what=f"the deleted {kind} {obj} to come back",
+        )
+    ready = eventually(
+        lambda: next(
+            (
+                c
+                for c in op.get("flavor", "ads")["status"]["conditions"]
+                if c["type"] == "Ready" and c["status"] == "True"
+            ),
+            None,
+        ),
+        what="the flavor Ready again",
+    )
+    assert ready
+
+
+def test_flavor_at_zero_replicas_is_not_ready(op: Operator) -> None:
+    op.ship(op.flavor("ads", version="v1"))
+    [deployment] = op.deployments("production", "ads")
+    name = deployment["metadata"]["name"]
+    # Hold the operator back so the scale-down stays long enough to be seen.
+    op.stop()
+    kubectl("scale", "deployment", name, "-n", op.production, "--replicas=0")
+    eventually(
+        lambda: (
+            op.get("deployment", name, op.production).get("status", {}).get("availableReplicas", 0)
+            == 0
+        ),
+        what="the Deployment to scale down",
+    )
+    op.start()
+    eventually(
+        lambda: op.get("deployment", name, op.production)["spec"]["replicas"] == 3,
+        what="the operator to put the replicas back",
+    )
+
+
+def test_a_revert_ships(op: Operator) -> None:
+    first = op.ship(op.flavor("ads", version="v1"))
+    second = op.ship(op.flavor("ads", version="v2"))
+    third = op.ship(op.flavor("ads", version="v1"))
+    assert len({first, second, third}) == 3
+    assert op.model_version("production", "ads") == "v1"
+
+
+def test_a_shadow_keeps_its_own_runtimes_image(op: Operator) -> None:
+    manifest = op.flavor("ads", version="v1")
+    manifest["spec"]["shadow"] = {
+        "model": {"version": "v2", "runtime": "xgboost-1-7"},
+        "mirrorPercent": 10,
+    }
+    op.ship(manifest)
+    images = {
+        d["metadata"]["labels"]["adroit.dev/role"]: d["spec"]["template"]["spec"]["containers"][0][
+            "image"
+        ]
+        for d in op.deployments("production", "ads")
+    }
+    assert images == {"primary": IMAGE, "shadow": OTHER_IMAGE}
+    op.stop()
+    op.start()  # a restart looks at everything again
+    time.sleep(3)
+    still = {
+        d["metadata"]["labels"]["adroit.dev/role"]: d["spec"]["template"]["spec"]["containers"][0][
+            "image"
+        ]
+        for d in op.deployments("production", "ads")
+    }
+    assert still == images, "a pass over the Deployed world keeps the shadow's image"
+
+
+def test_finished_trains_beyond_the_history_limit_are_deleted(tmp_path: Path) -> None:
+    with own_operator(tmp_path, trainHistoryLimit=1) as op:
+        op.start()
+        first = op.ship(op.flavor("ads", version="v1"))
+        second = op.ship(op.flavor("ads", version="v2"))
+        eventually(
+            lambda: [t["metadata"]["name"] for t in op.trains()] == [second],
+            what=f"train {first} to be deleted",
+        )
+        revisions = kubectl(
+            "get", "controllerrevisions", "-n", op.ns, "-o", "jsonpath={.items[*].metadata.name}"
+        ).stdout.split()
+        assert revisions == [f"ads-{op.get('flavor', 'ads')['status']['revision']}"], (
+            "only the kept train's snapshot stays"
+        )
+
+
+def test_a_train_of_many_flavors_keeps_its_specs_in_controller_revisions(tmp_path: Path) -> None:
+    count = 250  # more than the 200 cars a Train could hold before
+    with own_operator(tmp_path, deployWindow=frozen_today()) as op:
+        op.start()
+        docs = [op.flavor(f"f{i:04d}", version="v1") for i in range(count)]
+        kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(docs))
+        train = op.new_train()
+        body = op.get("train", train)
+        assert len(body["spec"]["cars"]) == count, "every change on one train"
+        assert all("spec" not in car for car in body["spec"]["cars"])
+        size = len(json.dumps(body))
+        assert size < 200_000, f"the Train is {size} bytes"
+        names = set(
+            kubectl(
+                "get",
+                "controllerrevisions",
+                "-n",
+                op.ns,
+                "-o",
+                "jsonpath={.items[*].metadata.name}",
+            ).stdout.split()
+        )
+        assert {f"{c['flavor']}-{c['revision']}" for c in body["spec"]["cars"]} <= names
+        snapshot: dict[str, Any] = op.get("controllerrevision", sorted(names)[0])
+        assert snapshot["data"]["model"]["version"] == "v1"
+        assert op.phase(train) == "Queued", "the window is frozen: it waits, whole"
