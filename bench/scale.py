@@ -1096,6 +1096,8 @@ def main() -> int:
         idle=float(os.environ.get("IDLE", "60")),
         timeout=float(os.environ.get("TIMEOUT", str(max(300.0, n * 0.75)))),
     )
+    # Ctrl-C and SIGTERM both clean up, even when started from a shell that ignores SIGINT.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, interrupted)
     code = 0
     try:
