@@ -7,6 +7,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 SETTINGS ?= settings/local.yaml
+N ?= 2000
 
 # With no KUBECONFIG, everything runs against the local cluster of hack/cluster,
 # started on demand. With one, against that cluster (kind, a real one).
@@ -16,7 +17,7 @@ export KUBECONFIG := $(CURDIR)/.cluster/kubeconfig
 endif
 
 .PHONY: help venv crds check-crds lint typecheck imports unit static cluster-up cluster-down \
-        cluster install run test integration bench clean
+        cluster install run test integration bench bench-scale clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -82,6 +83,9 @@ bench: venv install ## time the README's flow, count API writes, measure the web
 	python bench/train_flow.py
 	python bench/webhook_latency.py
 	python bench/shadow_route.py
+
+bench-scale: venv install ## issue 9's figures with N flavors (make bench-scale N=200; default 2000)
+	python bench/scale.py --flavors $(N)
 
 clean: cluster-down ## stop the cluster, remove the virtualenv and caches
 	rm -rf $(VENV) .cluster .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,1122 @@
+"""Issue 9's figures at scale, printed side by side with what the control plane does alone.
+
+    make bench-scale N=2000      (N flavors; default 2,000)
+
+Works only through the operator's public surface: the Kubernetes API, and
+`python -m adroit run --settings FILE` as a separate process in namespaces of
+the benchmark's own. In one run, in this order:
+
+0. Extra kwok nodes (the shape of hack/cluster/nodes.yaml) for about 3N pods.
+1. Reference: N plain Deployments (one replica, the flavors' pod shape) written
+   at once in a scratch namespace, timed until all are Available, then deleted.
+2. The operator starts. N Flavors are written at once (server-side apply, in
+   parallel); every train that reaches AwaitingApproval is approved by alice;
+   timed until every Flavor is InProduction. verifyFor is reported apart.
+   Meanwhile server-side dry runs of a Flavor change (admin) and of a train
+   annotation (alice) time the admission webhook.
+3. An idle minute: the operator's API writes, CPU and RSS.
+4. apply -> staging Deployment created, one probe Flavor at a time with the N
+   present (each probe's train is then aborted, so the next one departs), and
+   the same for a minimal client written here (watch Flavors, create a
+   Deployment) in a namespace of its own.
+
+Writes are counted by a small HTTP proxy (this file, `--proxy`) between the
+operator and the API server: the operator's kubeconfig points at the proxy on
+127.0.0.1 with the token of a ServiceAccount bound to cluster-admin, the proxy
+forwards every request over TLS to the API server and counts the ones that are
+not GET, HEAD or OPTIONS. It sees everything the operator sends, whatever
+client library the operator uses, and nothing any other client sends.
+
+Every wait is bounded: a figure that does not finish says TIMEOUT or FAILED
+and the run goes on. Everything made here is removed at the end, on Ctrl-C too.
+Environment: IDLE (seconds, default 60), PROBES (default 50), TIMEOUT (seconds
+for each of the two rollouts, default max(300, N * 0.75)), KEEP_LOG=0 to drop
+the operator's log.
+"""
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+FINISHED = {"Deployed", "RolledBack", "Aborted", "Failed"}
+RUNTIME = "scikit-learn-2022-10"
+MEMORY_MIB = 64
+PODS_PER_NODE = 500
+
+
+# --- the API, raw JSON over aiohttp ----------------------------------------------------------
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(f"{status}: {text[:300]}")
+        self.status = status
+
+
+def kubectl(*args: str, timeout: float = 60, stdin: str | None = None) -> str:
+    done = subprocess.run(
+        ["kubectl", *args],
+        input=stdin,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return done.stdout
+
+
+class Kube:
+    """One kubeconfig context's identity (client certificate or token), JSON in and out."""
+
+    def __init__(self, context: str | None, secrets: Path) -> None:
+        args = ["config", "view", "--raw", "--minify", "-o", "json"]
+        if context:
+            args += ["--context", context]
+        cfg = json.loads(kubectl(*args))
+        cluster, user = cfg["clusters"][0]["cluster"], cfg["users"][0]["user"]
+        self.server = cluster["server"].rstrip("/")
+        self.ca = base64.b64decode(cluster["certificate-authority-data"]).decode()
+        self.ssl = ssl.create_default_context(cadata=self.ca)
+        self.headers = {"Accept": "application/json"}
+        if "token" in user:
+            self.headers["Authorization"] = f"Bearer {user['token']}"
+        if "client-certificate-data" in user:
+            name = context or "default"
+            cert, key = secrets / f"{name}.crt", secrets / f"{name}.key"
+            for path, data in ((cert, "client-certificate-data"), (key, "client-key-data")):
+                path.write_bytes(base64.b64decode(user[data]))
+                path.chmod(0o600)
+            self.ssl.load_cert_chain(cert, key)
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self.ssl, limit=64)
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        ctype: str = "application/json",
+        params: dict[str, str] | None = None,
+        seconds: float = 30,
+        ok: Iterable[int] = (),
+    ) -> Any:
+        headers = dict(self.headers)
+        data = None
+        if body is not None:
+            headers["Content-Type"] = ctype
+            data = json.dumps(body)
+        async with self.session.request(
+            method,
+            self.server + path,
+            data=data,
+            params=params,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=seconds),
+        ) as resp:
+            text = await resp.text()
+            if resp.status >= 400 and resp.status not in ok:
+                raise ApiError(resp.status, text)
+            return json.loads(text) if text and resp.status < 400 else None
+
+    async def apply(self, path: str, obj: dict[str, Any], **kw: Any) -> Any:
+        params = {"fieldManager": "adroit-bench", "force": "true", **kw.pop("params", {})}
+        return await self.call(
+            "PATCH", path, obj, ctype="application/apply-patch+yaml", params=params, **kw
+        )
+
+    async def mirror(
+        self, path: str, on_event: Callable[[str, dict[str, Any]], None], ready: asyncio.Event
+    ) -> None:
+        """List then watch `path` for ever (until cancelled), relisting when the watch expires.
+
+        on_event(type, object) sees every object of each list as "SYNC" and every watch event;
+        the time of the call is when the event reached this process.
+        """
+        while True:
+            listed = await self.call("GET", path, seconds=120)
+            for item in listed["items"]:
+                on_event("SYNC", item)
+            ready.set()
+            rv = listed["metadata"]["resourceVersion"]
+            params = {
+                "watch": "1",
+                "resourceVersion": rv,
+                "allowWatchBookmarks": "true",
+                "timeoutSeconds": "240",
+            }
+            try:
+                async with self.session.get(
+                    self.server + path,
+                    params=params,
+                    headers=self.headers,
+                    timeout=aiohttp.ClientTimeout(total=300, sock_read=280),
+                ) as resp:
+                    if resp.status >= 400:
+                        raise ApiError(resp.status, await resp.text())
+                    async for line in resp.content:
+                        event = json.loads(line)
+                        kind = event["type"]
+                        if kind == "ERROR":
+                            break  # 410 Gone, most likely: list again
+                        if kind != "BOOKMARK":
+                            on_event(kind, event["object"])
+            except (aiohttp.ClientError, TimeoutError, ApiError):
+                await asyncio.sleep(0.5)
+
+
+def crd_path(ns: str, plural: str, name: str = "") -> str:
+    return f"/apis/adroit.dev/v1alpha1/namespaces/{ns}/{plural}" + (f"/{name}" if name else "")
+
+
+def deploy_path(ns: str, name: str = "") -> str:
+    return f"/apis/apps/v1/namespaces/{ns}/deployments" + (f"/{name}" if name else "")
+
+
+# --- what the benchmark writes -------------------------------------------------------------
+
+
+def flavor(ns: str, name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "adroit.dev/v1alpha1",
+        "kind": "Flavor",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "owner": "bench",
+            "stagingOnly": False,
+            "model": {
+                "name": name.replace("-", "_"),
+                "version": str(uuid.uuid4()),
+                "configPath": f"{name.replace('-', '_')}/config.yaml",
+                "runtime": RUNTIME,
+            },
+            "instances": {
+                "memoryPerProcMiB": MEMORY_MIB,
+                "procsPerContainer": 1,
+                "minProdContainers": 1,
+                "stagingContainers": 1,
+            },
+        },
+    }
+
+
+def plain_deployment(ns: str, name: str, image: str) -> dict[str, Any]:
+    """A Deployment of the flavors' shape: one replica, one container, the model's env."""
+    labels = {"app.kubernetes.io/name": name, "adroit.dev/flavor": name}
+    env = {
+        "MODEL_NAME": name.replace("-", "_"),
+        "MODEL_VERSION": str(uuid.uuid4()),
+        "MODEL_CONFIG_PATH": f"{name.replace('-', '_')}/config.yaml",
+        "ADROIT_FLAVOR": name,
+    }
+    memory = f"{MEMORY_MIB}Mi"
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "model",
+                            "image": image,
+                            "env": [{"name": k, "value": v} for k, v in env.items()],
+                            "resources": {
+                                "requests": {"memory": memory},
+                                "limits": {"memory": memory},
+                            },
+                        }
+                    ]
+                },
+            },
+        },
+    }
+
+
+async def gather_limited(jobs: Iterable[Awaitable[Any]], limit: int = 16) -> list[Any]:
+    gate = asyncio.Semaphore(limit)
+
+    async def one(job: Awaitable[Any]) -> Any:
+        async with gate:
+            return await job
+
+    return await asyncio.gather(*(one(j) for j in jobs), return_exceptions=True)
+
+
+def failures(results: list[Any]) -> list[BaseException]:
+    return [r for r in results if isinstance(r, BaseException)]
+
+
+# --- the write-counting proxy (a process of its own) ---------------------------------------
+
+HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+}
+
+
+async def _proxy(port: int, upstream: str, ca_file: str) -> None:
+    from aiohttp import web
+
+    writes: list[list[Any]] = []
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=ssl.create_default_context(cafile=ca_file), limit=0),
+        auto_decompress=False,
+    )
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        if request.path == "/_bench/writes":
+            return web.json_response(writes)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP}
+        body = await request.read()
+        async with session.request(
+            request.method,
+            upstream + request.raw_path,
+            headers=headers,
+            data=body or None,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+        ) as up:
+            if request.method not in ("GET", "HEAD", "OPTIONS"):
+                writes.append([time.time(), request.method, request.path, up.status])
+            out = web.StreamResponse(
+                status=up.status,
+                headers={k: v for k, v in up.headers.items() if k.lower() not in HOP},
+            )
+            await out.prepare(request)
+            async for chunk in up.content.iter_any():
+                await out.write(chunk)
+            await out.write_eof()
+            return out
+
+    app = web.Application(client_max_size=256 * 1024 * 1024)
+    app.router.add_route("*", "/{tail:.*}", forward)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+# --- figures -------------------------------------------------------------------------------
+
+
+@dataclass
+class Figure:
+    """One line of the report: a value, or why there is none."""
+
+    value: str = "not run"
+    note: str = ""
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def p50_p99(ms: list[float]) -> str:
+    if not ms:
+        return "no samples"
+    return f"p50 {statistics.median(ms):.1f} ms, p99 {pct(ms, 0.99):.1f} ms (n={len(ms)})"
+
+
+@dataclass
+class Run:
+    n: int
+    probes: int
+    idle: float
+    timeout: float
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:5])
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="adroit-scale-")))
+    figures: dict[str, Figure] = field(default_factory=dict)
+    nodes: list[str] = field(default_factory=list)
+    operator: subprocess.Popen[bytes] | None = None
+    proxy: subprocess.Popen[bytes] | None = None
+    verify_for: float = 0.0
+    proxy_url: str = ""
+    baseline_s: float | None = None
+    rollout_s: float | None = None
+
+    def __post_init__(self) -> None:
+        ns = f"adroit-scale-{self.tag}"
+        self.ns = ns
+        self.staging, self.production = f"{ns}-staging", f"{ns}-production"
+        self.baseline, self.minimal = f"{ns}-baseline", f"{ns}-minimal"
+        self.namespaces = [ns, self.staging, self.production, self.baseline, self.minimal]
+        self.hook = f"adroit-{ns}"
+        self.binding = f"adroit-scale-{self.tag}-operator"
+        self.secrets = self.workdir / "secrets"
+        self.secrets.mkdir(mode=0o700)
+
+    def fig(self, key: str) -> Figure:
+        return self.figures.setdefault(key, Figure())
+
+    def operator_gone(self) -> str | None:
+        if self.operator is not None and self.operator.poll() is not None:
+            return f"operator exited with code {self.operator.returncode}: see {self.log}"
+        return None
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "operator.log"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def until(check: Callable[[], bool], within: float, run: Run | None = None) -> bool:
+    """Wait for check() (fed by watches), at most `within` seconds; False if it never held."""
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        if run is not None and run.operator_gone():
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+# --- setup ---------------------------------------------------------------------------------
+
+
+def setup_cluster(run: Run) -> None:
+    template = next(yaml.safe_load_all((REPO / "hack/cluster/nodes.yaml").read_text()))
+    count = math.ceil((3 * run.n + 2 * run.probes + 100) / PODS_PER_NODE)
+    docs = []
+    for i in range(count):
+        node = json.loads(json.dumps(template))
+        name = f"adroit-scale-{run.tag}-{i}"
+        node["metadata"]["name"] = name
+        node["metadata"]["labels"]["kubernetes.io/hostname"] = name
+        for key in ("capacity", "allocatable"):
+            node["status"][key]["pods"] = str(PODS_PER_NODE)
+        docs.append(node)
+        run.nodes.append(name)
+    for name in run.namespaces:
+        kubectl("create", "namespace", name)
+    manifest = "\n---\n".join(json.dumps(d) for d in docs)
+    kubectl("apply", "--server-side", "--field-manager=adroit-bench", "-f", "-", stdin=manifest)
+    kubectl("wait", "--for=condition=Ready", "--timeout=90s", *[f"node/{n}" for n in run.nodes])
+    # The operator's own identity, so that the proxy sees only its requests.
+    kubectl("create", "serviceaccount", "-n", run.ns, "adroit-operator")
+    kubectl(
+        "create",
+        "clusterrolebinding",
+        run.binding,
+        "--clusterrole=cluster-admin",
+        f"--serviceaccount={run.ns}:adroit-operator",
+    )
+
+
+def start_operator(run: Run, admin: Kube) -> None:
+    token = kubectl("create", "token", "-n", run.ns, "adroit-operator", "--duration=6h").strip()
+    ca_file = run.secrets / "ca.crt"
+    ca_file.write_text(admin.ca)
+    port = free_port()
+    run.proxy = subprocess.Popen(
+        [sys.executable, __file__, "--proxy", str(port), admin.server, str(ca_file)],
+        stdout=subprocess.PIPE,
+        stderr=open(run.workdir / "proxy.log", "wb"),  # noqa: SIM115 (the process keeps it)
+        start_new_session=True,
+    )
+    assert run.proxy.stdout is not None
+    if run.proxy.stdout.readline().strip() != b"ready":
+        raise RuntimeError(f"the counting proxy did not start: see {run.workdir}/proxy.log")
+    run.proxy_url = f"http://127.0.0.1:{port}"
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "proxy", "cluster": {"server": run.proxy_url}}],
+        "users": [{"name": "operator", "user": {"token": token}}],
+        "contexts": [{"name": "operator", "context": {"cluster": "proxy", "user": "operator"}}],
+        "current-context": "operator",
+    }
+    (run.secrets / "operator.kubeconfig").write_text(yaml.safe_dump(kubeconfig))
+    settings = yaml.safe_load((REPO / "settings/local.yaml").read_text())
+    settings["namespaces"] = {
+        "control": run.ns,
+        "staging": run.staging,
+        "production": run.production,
+    }
+    settings["admission"] = {"port": free_port()}
+    # Long stage timeouts: the figure is how long it takes, not whether 2 minutes suffice.
+    settings["timeouts"]["stagingTimeout"] = "60m"
+    settings["timeouts"]["promotionTimeout"] = "60m"
+    run.verify_for = parse_duration(settings["timeouts"]["verifyFor"])
+    (run.workdir / "settings.yaml").write_text(yaml.safe_dump(settings))
+    env = dict(os.environ, KUBECONFIG=str(run.secrets / "operator.kubeconfig"))
+    env.pop("ADROIT_SETTINGS", None)
+    run.operator = subprocess.Popen(
+        [sys.executable, "-m", "adroit", "run", "--settings", str(run.workdir / "settings.yaml")],
+        cwd=REPO,
+        env=env,
+        stdout=open(run.log, "wb"),  # noqa: SIM115 (the process keeps it)
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def parse_duration(text: str) -> float:
+    total, number = 0.0, ""
+    for ch in str(text):
+        if ch.isdigit() or ch == ".":
+            number += ch
+        else:
+            total += float(number) * {"h": 3600, "m": 60, "s": 1}[ch]
+            number = ""
+    return total + (float(number) if number else 0.0)
+
+
+async def proxy_writes(run: Run) -> list[list[Any]]:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(run.proxy_url + "/_bench/writes", timeout=aiohttp.ClientTimeout(total=30)) as r,
+    ):
+        return list(await r.json())
+
+
+# --- 1. the reference: N plain Deployments -------------------------------------------------
+
+
+async def baseline(run: Run, admin: Kube, image: str) -> float | None:
+    available: set[str] = set()
+
+    def seen(kind: str, obj: dict[str, Any]) -> None:
+        if (obj.get("status") or {}).get("availableReplicas", 0) >= 1:
+            available.add(obj["metadata"]["name"])
+
+    ready = asyncio.Event()
+    watch = asyncio.create_task(admin.mirror(deploy_path(run.baseline), seen, ready))
+    fig = run.fig("baseline")
+    try:
+        await asyncio.wait_for(ready.wait(), 30)
+        names = [f"plain-{i:05d}" for i in range(run.n)]
+        start = time.monotonic()
+        errors = failures(
+            await gather_limited(
+                admin.apply(deploy_path(run.baseline, n), plain_deployment(run.baseline, n, image))
+                for n in names
+            )
+        )
+        if errors:
+            fig.value = f"FAILED: {len(errors)} writes refused, first: {errors[0]}"
+            return None
+        if not await until(lambda: len(available) >= run.n, run.timeout):
+            fig.value = f"TIMEOUT after {run.timeout:.0f} s ({len(available)}/{run.n} Available)"
+            return None
+        took = time.monotonic() - start
+        fig.value = f"{took:.1f} s"
+        run.baseline_s = took
+        return took
+    finally:
+        watch.cancel()
+        await admin.call(
+            "DELETE",
+            deploy_path(run.baseline),
+            params={"propagationPolicy": "Background"},
+            ok=(404,),
+            seconds=120,
+        )
+        # Let the garbage collector take the pods away before the operator's turn.
+        deadline = time.monotonic() + 60 + run.n * 0.1
+        while time.monotonic() < deadline:
+            pods = await admin.call(
+                "GET", f"/api/v1/namespaces/{run.baseline}/pods", params={"limit": "1"}
+            )
+            if not pods["items"]:
+                break
+            await asyncio.sleep(1)
+        else:
+            fig.note = "its pods were still going away when the operator started"
+
+
+# --- 2. the operator: N flavors to production, the webhook meanwhile ------------------------
+
+
+@dataclass
+class World:
+    """The control namespace as the watches see it."""
+
+    flavors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    trains: dict[str, dict[str, Any]] = field(default_factory=dict)
+    staging_seen: dict[str, float] = field(default_factory=dict)  # flavor -> first Deployment
+
+    def on_flavor(self, kind: str, obj: dict[str, Any]) -> None:
+        name = obj["metadata"]["name"]
+        if kind == "DELETED":
+            self.flavors.pop(name, None)
+        else:
+            self.flavors[name] = obj
+
+    def on_train(self, kind: str, obj: dict[str, Any]) -> None:
+        name = obj["metadata"]["name"]
+        if kind == "DELETED":
+            self.trains.pop(name, None)
+        else:
+            self.trains[name] = obj
+
+    def on_staging(self, kind: str, obj: dict[str, Any]) -> None:
+        label = (obj["metadata"].get("labels") or {}).get("adroit.dev/flavor")
+        if label and kind in ("ADDED", "SYNC"):
+            self.staging_seen.setdefault(label, time.monotonic())
+
+    def in_production(self, names: Iterable[str]) -> int:
+        count = 0
+        for name in names:
+            conditions = (self.flavors.get(name, {}).get("status") or {}).get("conditions") or []
+            if any(c["type"] == "InProduction" and c["status"] == "True" for c in conditions):
+                count += 1
+        return count
+
+    def phase(self, train: str) -> str:
+        return str((self.trains.get(train, {}).get("status") or {}).get("phase") or "Queued")
+
+    def moving(self) -> str | None:
+        """A train not finished yet (the newest), else any train, else None."""
+        names = sorted(self.trains)
+        live = [t for t in names if self.phase(t) not in FINISHED]
+        return (live or names or [None])[-1]
+
+    def carrying(self, flavor: str) -> list[str]:
+        return [
+            name
+            for name, t in self.trains.items()
+            if any(c.get("flavor") == flavor for c in (t.get("spec") or {}).get("cars") or [])
+        ]
+
+
+async def admission_probes(
+    run: Run, admin: Kube, alice: Kube, world: World, stop: asyncio.Event
+) -> tuple[list[float], list[float], dict[str, int]]:
+    """Server-side dry runs through the webhook, alternating, every 0.1 s until stop."""
+    flavor_ms: list[float] = []
+    train_ms: list[float] = []
+    answers: dict[str, int] = {}
+    target = "scale-00000"
+    await until(lambda: target in world.flavors or stop.is_set(), 120)
+    while not stop.is_set():
+        patch = {"spec": {"model": {"version": str(uuid.uuid4())}}}
+        train = world.moving()
+        abort = {"metadata": {"annotations": {"adroit.dev/abort": "true"}}}
+        probes = [(admin, crd_path(run.ns, "flavors", target), patch, flavor_ms, "flavor")]
+        if train is not None:
+            probes.append((alice, crd_path(run.ns, "trains", train), abort, train_ms, "train"))
+        for api, path, body, into, what in probes:
+            start = time.perf_counter()
+            try:
+                await api.call(
+                    "PATCH",
+                    path,
+                    body,
+                    ctype="application/merge-patch+json",
+                    params={"dryRun": "All"},
+                    seconds=15,
+                )
+                outcome = "200"
+            except ApiError as error:
+                outcome = str(error.status)
+            except TimeoutError:
+                outcome = "client timeout (15 s)"
+            into.append((time.perf_counter() - start) * 1000)
+            key = f"{what} {outcome}"
+            answers[key] = answers.get(key, 0) + 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.05)
+    return flavor_ms, train_ms, answers
+
+
+async def approver(run: Run, alice: Kube, world: World, approved: dict[str, float]) -> None:
+    """alice approves every train that waits for it, once, as soon as the watch shows it."""
+    while True:
+        for name in list(world.trains):
+            if name not in approved and world.phase(name) == "AwaitingApproval":
+                approved[name] = time.monotonic()
+                body = {"metadata": {"annotations": {"adroit.dev/approved": "true"}}}
+                try:
+                    await alice.call(
+                        "PATCH",
+                        crd_path(run.ns, "trains", name),
+                        body,
+                        ctype="application/merge-patch+json",
+                    )
+                except (ApiError, TimeoutError) as error:
+                    print(f"  approval of {name} refused: {error}", file=sys.stderr)
+        await asyncio.sleep(0.02)
+
+
+async def rollout(run: Run, admin: Kube, alice: Kube, world: World) -> None:
+    fig = run.fig("rollout")
+    names = [f"scale-{i:05d}" for i in range(run.n)]
+    approved: dict[str, float] = {}
+    stop = asyncio.Event()
+    approving = asyncio.create_task(approver(run, alice, world, approved))
+    start = time.monotonic()
+    probes = asyncio.create_task(admission_probes(run, admin, alice, world, stop))
+    try:
+        errors = failures(
+            await gather_limited(
+                admin.apply(crd_path(run.ns, "flavors", n), flavor(run.ns, n)) for n in names
+            )
+        )
+        applied = time.monotonic() - start
+        run.fig("apply").value = f"{applied:.1f} s (16 requests at a time)"
+        if errors:
+            fig.value = f"FAILED: {len(errors)} Flavor writes refused, first: {errors[0]}"
+            return
+
+        def settled() -> bool:
+            return world.in_production(names) >= run.n and all(
+                world.phase(t) in FINISHED for t in world.trains
+            )
+
+        def broken() -> list[str]:
+            return [
+                f"{t} {world.phase(t)}: {(world.trains[t].get('status') or {}).get('message')}"
+                for t in world.trains
+                if world.phase(t) in FINISHED - {"Deployed"}
+            ]
+
+        ok = await until(lambda: settled() or bool(broken()), run.timeout, run)
+        took = time.monotonic() - start
+        trains = len(world.trains)
+        verified = sum(
+            1
+            for t in world.trains.values()
+            if any(
+                h.get("phase") == "Verifying" for h in (t.get("status") or {}).get("history", [])
+            )
+        )
+        if broken():
+            fig.value = f"FAILED after {took:.0f} s: " + "; ".join(broken()[:3])
+        elif not ok:
+            why = run.operator_gone() or f"TIMEOUT after {run.timeout:.0f} s"
+            fig.value = (
+                f"{why} ({world.in_production(names)}/{run.n} InProduction, "
+                f"{trains} train(s): "
+                + ", ".join(f"{t} {world.phase(t)}" for t in list(world.trains)[:3])
+                + ")"
+            )
+        else:
+            excluded = took - verified * run.verify_for
+            run.rollout_s = excluded
+            fig.value = f"{excluded:.1f} s"
+            fig.note = (
+                f"{took:.1f} s wall, minus verifyFor {run.verify_for:.0f} s x {verified} "
+                f"train(s); {trains} train(s), {len(approved)} approval(s) by alice"
+            )
+    finally:
+        stop.set()
+        approving.cancel()
+        flavor_ms, train_ms, answers = await probes
+        run.fig("hook-flavor").value = p50_p99(flavor_ms)
+        run.fig("hook-train").value = p50_p99(train_ms)
+        run.fig("hook-train").note = "answers: " + ", ".join(
+            f"{k} x{v}" for k, v in sorted(answers.items())
+        )
+
+
+# --- 3. an idle minute ---------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def idle(run: Run) -> None:
+    assert run.operator is not None
+    gone = run.operator_gone()
+    if gone:
+        run.fig("idle-writes").value = f"FAILED: {gone}"
+        return
+    await asyncio.sleep(5)  # the last status writes of the rollout
+    pid = run.operator.pid
+    before, cpu0, t0 = await proxy_writes(run), cpu_seconds(pid), time.monotonic()
+    await asyncio.sleep(run.idle)
+    after, cpu1, t1 = await proxy_writes(run), cpu_seconds(pid), time.monotonic()
+    new = after[len(before) :]
+    by_kind: dict[str, int] = {}
+    for _, method, path, status in new:
+        parts = path.strip("/").split("/")
+        kind = parts[-2] if parts[-1] == "status" else parts[-1]
+        key = f"{method} {kind}{'/status' if parts[-1] == 'status' else ''} {status}"
+        by_kind[key] = by_kind.get(key, 0) + 1
+    run.fig("idle-writes").value = str(len(new))
+    if not run.rollout_s:
+        run.fig("idle-writes").note = "the rollout had not settled: "
+    run.fig("idle-writes").note += ", ".join(
+        f"{k} x{v}" for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])[:4]
+    )
+    run.fig("idle-cpu").value = f"{100 * (cpu1 - cpu0) / (t1 - t0):.2f} %"
+    run.fig("idle-rss").value = f"{rss_mb(pid):.0f} MB (VmRSS)"
+    run.fig("rollout-writes").value = f"{len(before)} (start to settled)"
+
+
+# --- 4. apply -> staging Deployment, the operator and a minimal client ----------------------
+
+
+async def operator_probes(run: Run, admin: Kube, alice: Kube, world: World) -> None:
+    fig = run.fig("probe-operator")
+    took: list[float] = []
+    misses = 0
+    for i in range(run.probes):
+        if gone := run.operator_gone():
+            fig.note = gone
+            break
+        name = f"probe-{i:03d}"
+        start = time.monotonic()
+        try:
+            await admin.call("POST", crd_path(run.ns, "flavors"), flavor(run.ns, name))
+        except (ApiError, TimeoutError) as error:
+            fig.note = f"probe {name} refused: {error}"
+            break
+        if await until(lambda n=name: n in world.staging_seen, 30, run):
+            took.append((world.staging_seen[name] - start) * 1000)
+            misses = 0
+        else:
+            misses += 1
+            fig.note = f"{misses} probe(s) in a row saw no staging Deployment within 30 s"
+            if misses >= 3:
+                break
+        # Abort the probe's train, so that the next probe finds the tracks free.
+        await until(lambda n=name: bool(world.carrying(n)), 10, run)
+        for train in world.carrying(name):
+            if world.phase(train) not in FINISHED:
+                with contextlib.suppress(ApiError, TimeoutError):
+                    await alice.call(
+                        "PATCH",
+                        crd_path(run.ns, "trains", train),
+                        {"metadata": {"annotations": {"adroit.dev/abort": "true"}}},
+                        ctype="application/merge-patch+json",
+                    )
+            if not await until(lambda t=train: world.phase(t) in FINISHED, 60, run):
+                fig.note = f"train {train} was not Aborted within 60 s ({world.phase(train)})"
+                misses = 3
+        if misses >= 3:
+            break
+    fig.value = p50_p99(took)
+
+
+async def minimal_client(kube: Kube, ns: str, image: str) -> None:
+    """The least an operator can do: a Flavor appears, its Deployment is created."""
+    made: set[str] = set()
+    pending: set[asyncio.Task[Any]] = set()
+
+    def on_flavor(kind: str, obj: dict[str, Any]) -> None:
+        name = obj["metadata"]["name"]
+        if kind in ("ADDED", "SYNC") and name not in made:
+            made.add(name)
+            task = asyncio.create_task(
+                kube.call("POST", deploy_path(ns), plain_deployment(ns, name, image), ok=(409,))
+            )
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+    await kube.mirror(crd_path(ns, "flavors"), on_flavor, asyncio.Event())
+
+
+async def minimal_probes(run: Run, admin: Kube, image: str) -> None:
+    fig = run.fig("probe-minimal")
+    client = Kube(None, run.secrets)
+    seen: dict[str, float] = {}
+
+    def on_deploy(kind: str, obj: dict[str, Any]) -> None:
+        label = (obj["metadata"].get("labels") or {}).get("adroit.dev/flavor")
+        if label and kind in ("ADDED", "SYNC"):
+            seen.setdefault(label, time.monotonic())
+
+    ready = asyncio.Event()
+    watcher = asyncio.create_task(admin.mirror(deploy_path(run.minimal), on_deploy, ready))
+    worker = asyncio.create_task(minimal_client(client, run.minimal, image))
+    took: list[float] = []
+    try:
+        await asyncio.wait_for(ready.wait(), 30)
+        await asyncio.sleep(1)  # the client's own list and watch
+        for i in range(run.probes):
+            name = f"probe-{i:03d}"
+            start = time.monotonic()
+            await admin.call("POST", crd_path(run.minimal, "flavors"), flavor(run.minimal, name))
+            if await until(lambda n=name: n in seen, 30):
+                took.append((seen[name] - start) * 1000)
+            else:
+                fig.note = f"probe {name}: no Deployment within 30 s"
+                break
+        fig.value = p50_p99(took)
+    finally:
+        watcher.cancel()
+        worker.cancel()
+        await client.close()
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+async def measure(run: Run) -> None:
+    admin = Kube(None, run.secrets)
+    contexts = kubectl("config", "get-contexts", "-o", "name").split()
+    alice = Kube("alice" if "alice" in contexts else None, run.secrets)
+    image = yaml.safe_load((REPO / "settings/local.yaml").read_text())["runtimes"][RUNTIME]
+    world = World()
+    tasks: list[asyncio.Task[Any]] = []
+    try:
+        print(f"[bench] 1/4 reference: {run.n} plain Deployments", file=sys.stderr)
+        await baseline(run, admin, image)
+
+        print("[bench] 2/4 operator: start, then N flavors to production", file=sys.stderr)
+        start_operator(run, admin)
+        ready = [asyncio.Event() for _ in range(3)]
+        tasks += [
+            asyncio.create_task(
+                admin.mirror(crd_path(run.ns, "flavors"), world.on_flavor, ready[0])
+            ),
+            asyncio.create_task(admin.mirror(crd_path(run.ns, "trains"), world.on_train, ready[1])),
+            asyncio.create_task(admin.mirror(deploy_path(run.staging), world.on_staging, ready[2])),
+        ]
+        hook = f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{run.hook}"
+
+        async def hook_published() -> bool:
+            return await admin.call("GET", hook, ok=(404,)) is not None
+
+        deadline = time.monotonic() + 60
+        while not await hook_published():
+            if time.monotonic() > deadline or run.operator_gone():
+                raise RuntimeError(
+                    run.operator_gone() or f"the operator published no {run.hook} within 60 s"
+                )
+            await asyncio.sleep(0.2)
+        for event in ready:
+            await asyncio.wait_for(event.wait(), 30)
+        await rollout(run, admin, alice, world)
+
+        print(f"[bench] 3/4 idle for {run.idle:.0f} s", file=sys.stderr)
+        await idle(run)
+
+        print(f"[bench] 4/4 apply -> staging Deployment, {run.probes} probes", file=sys.stderr)
+        await operator_probes(run, admin, alice, world)
+        await minimal_probes(run, admin, image)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await admin.close()
+        await alice.close()
+
+
+def report(run: Run) -> None:
+    f = run.figures
+
+    def val(key: str) -> str:
+        return f.get(key, Figure()).value.strip()
+
+    def row(label: str, key: str, ref: str = "", goal: str = "") -> None:
+        print(f"  {label:30s} {val(key):34s} {ref:34s} {goal}")
+        if f.get(key, Figure()).note:
+            print(f"  {'':30s}   {f[key].note}")
+
+    ratio = (
+        f"ratio {run.rollout_s / run.baseline_s:.2f}" if run.rollout_s and run.baseline_s else ""
+    )
+    print()
+    print(f"bench-scale: N={run.n} flavors, verifyFor {run.verify_for:.0f} s (tag {run.tag})")
+    print(f"  {'':30s} {'adroit':34s} {'reference':34s} goal")
+    row(
+        "1 N flavors -> production", "rollout", f"N plain Deployments: {val('baseline')}", "<= 1.5x"
+    )
+    if ratio:
+        print(f"  {'':30s}   {ratio} (adroit, verifyFor excluded / plain Deployments)")
+    if f.get("baseline", Figure()).note:
+        print(f"  {'':30s}   reference: {f['baseline'].note}")
+    row("  writing the N Flavors", "apply")
+    row("  operator's API writes", "rollout-writes")
+    row(
+        "2 apply -> staging Deployment",
+        "probe-operator",
+        f"minimal client: {val('probe-minimal')}",
+        "p50 <= 2x, p99 <= 500 ms",
+    )
+    if f.get("probe-minimal", Figure()).note:
+        print(f"  {'':30s}   minimal client: {f['probe-minimal'].note}")
+    row("3 admission, Flavor change", "hook-flavor", "", "p99 <= 100 ms")
+    row("  admission, train annotation", "hook-train", "", "p99 <= 100 ms")
+    row(f"4 idle {run.idle:.0f} s: API writes", "idle-writes", "", "0")
+    row("  operator CPU (of one core)", "idle-cpu", "", "<= 1 %")
+    row("  operator RSS", "idle-rss", "", "<= 250 MB")
+    print(f"  operator log: {run.log}")
+
+
+# --- cleanup -------------------------------------------------------------------------------
+
+
+def step(what: str, fn: Callable[[], Any]) -> None:
+    try:
+        fn()
+    except Exception as error:
+        print(f"[bench] cleanup: {what} failed: {error}", file=sys.stderr)
+
+
+def stop(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+async def strip_finalizers(run: Run) -> None:
+    admin = Kube(None, run.secrets)
+    try:
+        for plural in ("flavors", "trains"):
+            listed = await admin.call("GET", crd_path(run.ns, plural), ok=(404,), seconds=60)
+            await gather_limited(
+                admin.call(
+                    "PATCH",
+                    crd_path(run.ns, plural, item["metadata"]["name"]),
+                    {"metadata": {"finalizers": None}},
+                    ctype="application/merge-patch+json",
+                    ok=(404,),
+                )
+                for item in (listed or {}).get("items", [])
+                if item["metadata"].get("finalizers")
+            )
+    finally:
+        await admin.close()
+
+
+def cleanup(run: Run) -> None:
+    print("[bench] cleaning up", file=sys.stderr)
+    step("stopping the operator", lambda: stop(run.operator))
+    step("stopping the proxy", lambda: stop(run.proxy))
+    step(
+        "the webhook configuration",
+        lambda: kubectl("delete", "mutatingwebhookconfiguration", run.hook, "--ignore-not-found"),
+    )
+    step("finalizers", lambda: asyncio.run(asyncio.wait_for(strip_finalizers(run), 300)))
+    step(
+        "the operator's binding",
+        lambda: kubectl("delete", "clusterrolebinding", run.binding, "--ignore-not-found"),
+    )
+    step(
+        "namespaces",
+        lambda: kubectl(
+            "delete", "namespace", "--ignore-not-found", "--wait=false", *run.namespaces
+        ),
+    )
+    step(
+        "waiting for the namespaces",
+        lambda: kubectl(
+            "wait",
+            "--for=delete",
+            "--timeout=180s",
+            *[f"namespace/{n}" for n in run.namespaces],
+            timeout=200,
+        ),
+    )
+    if run.nodes:
+        step(
+            "extra nodes",
+            lambda: kubectl("delete", "node", "--ignore-not-found", *run.nodes, timeout=120),
+        )
+    shutil.rmtree(run.secrets, ignore_errors=True)
+    if os.environ.get("KEEP_LOG", "1") == "0":
+        shutil.rmtree(run.workdir, ignore_errors=True)
+
+
+def interrupted(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--proxy":
+        port, upstream, ca_file = sys.argv[2:5]
+        asyncio.run(_proxy(int(port), upstream, ca_file))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--flavors", "-n", type=int, default=2000, help="N (default 2000)")
+    args = parser.parse_args()
+    n = args.flavors
+    run = Run(
+        n=n,
+        probes=int(os.environ.get("PROBES", "50")),
+        idle=float(os.environ.get("IDLE", "60")),
+        timeout=float(os.environ.get("TIMEOUT", str(max(300.0, n * 0.75)))),
+    )
+    # Ctrl-C and SIGTERM both clean up, even when started from a shell that ignores SIGINT.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupted)
+    code = 0
+    try:
+        print(f"[bench] setting up: {run.tag}, nodes and namespaces", file=sys.stderr)
+        setup_cluster(run)
+        asyncio.run(measure(run))
+    except KeyboardInterrupt:
+        print("[bench] interrupted", file=sys.stderr)
+        code = 130
+    except Exception as error:
+        print(f"[bench] stopped: {error!r}", file=sys.stderr)
+        code = 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        report(run)
+        cleanup(run)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
