@@ -303,4 +303,4 @@ def test_a_train_of_many_flavors_keeps_its_specs_in_controller_revisions(tmp_pat
         assert {f"{c['flavor']}-{c['revision']}" for c in body["spec"]["cars"]} <= names
         snapshot: dict[str, Any] = op.get("controllerrevision", sorted(names)[0])
         assert snapshot["data"]["model"]["version"] == "v1"
-        assert op.phase(train) == "Queued", "the window is frozen: it waits, whole"
+        op.wait_phase(train, "Queued")  # the window is frozen: it waits, whole

@@ -171,11 +171,9 @@ def test_a_shadow_that_does_not_fit_the_quota_waits(tmp_path: Path) -> None:
         }
         kubectl("apply", "-f", "-", stdin=json.dumps(quota))
         op.start()
-        op.ship(op.flavor("ads", version=V1))  # 3 x 1500 MiB fits
+        first = op.ship(op.flavor("ads", version=V1))  # 3 x 1500 MiB fits
         apply(op.flavor("ads", shadow={"model": {"version": V2}, "mirrorPercent": 10}), user="bob")
-        train = op.new_train(
-            {t["metadata"]["name"] for t in op.trains()} - {op.trains()[-1]["metadata"]["name"]}
-        )
+        train = op.new_train({first})
         op.wait_phase(train, "AwaitingApproval")
         kubectl("annotate", "train", train, "-n", op.ns, "adroit.dev/approved=true", user="alice")
         status = eventually(

@@ -1,0 +1,50 @@
+"""The controller's caches follow the API server through ended and broken watches."""
+
+import asyncio
+
+import pytest
+
+from adroit.kube import informer
+from adroit.kube.cluster import connect
+from tests.kube import NAMESPACE, kubectl, unique
+
+
+def test_a_watch_that_ends_resumes_without_losing_a_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(informer, "WATCH_SECONDS", 1)  # the server ends each watch after 1 s
+    name = unique("svc")
+
+    async def follow() -> list[tuple[str | None, str | None]]:
+        api = await connect()
+        seen: list[tuple[str | None, str | None]] = []
+
+        def changed(old: dict | None, new: dict | None) -> None:
+            seen.append((old and old["metadata"]["name"], new and new["metadata"]["name"]))
+
+        cache = informer.Informer(api, "Service", NAMESPACE, on_change=changed)
+        task = asyncio.create_task(cache.run())
+        try:
+            await asyncio.wait_for(cache.synced.wait(), 30)
+            await asyncio.sleep(2.5)  # two watches have ended by now
+            await asyncio.to_thread(
+                kubectl, "create", "service", "clusterip", name, "--tcp=80:80", "-n", NAMESPACE
+            )
+            for _ in range(100):
+                if name in cache.items:
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.to_thread(kubectl, "delete", "service", name, "-n", NAMESPACE)
+            for _ in range(100):
+                if name not in cache.items:
+                    break
+                await asyncio.sleep(0.1)
+            return seen
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await api.close()
+
+    seen = asyncio.run(follow())
+    assert (None, name) in seen, "the creation after two ended watches was seen"
+    assert (name, None) in seen, "and so was the deletion"
