@@ -777,6 +777,22 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def by_kind(writes: list[list[Any]], most: int) -> str:
+    """The commonest writes, as `METHOD resource[/status] STATUS xCOUNT`."""
+    counts: dict[str, int] = {}
+    for _, method, path, status in writes:
+        parts = path.split("?")[0].strip("/").split("/")
+        if "namespaces" in parts and len(parts) > parts.index("namespaces") + 2:
+            resource = parts[parts.index("namespaces") + 2]
+        else:
+            resource = parts[-1]
+        sub = "/status" if parts[-1] == "status" else ""
+        key = f"{method} {resource}{sub} {status}"
+        counts[key] = counts.get(key, 0) + 1
+    top = sorted(counts.items(), key=lambda kv: -kv[1])[:most]
+    return ", ".join(f"{k} x{v}" for k, v in top)
+
+
 async def idle(run: Run) -> None:
     assert run.operator is not None
     gone = run.operator_gone()
@@ -789,18 +805,11 @@ async def idle(run: Run) -> None:
     await asyncio.sleep(run.idle)
     after, cpu1, t1 = await proxy_writes(run), cpu_seconds(pid), time.monotonic()
     new = after[len(before) :]
-    by_kind: dict[str, int] = {}
-    for _, method, path, status in new:
-        parts = path.strip("/").split("/")
-        kind = parts[-2] if parts[-1] == "status" else parts[-1]
-        key = f"{method} {kind}{'/status' if parts[-1] == 'status' else ''} {status}"
-        by_kind[key] = by_kind.get(key, 0) + 1
     run.fig("idle-writes").value = str(len(new))
     if not run.rollout_s:
         run.fig("idle-writes").note = "the rollout had not settled: "
-    run.fig("idle-writes").note += ", ".join(
-        f"{k} x{v}" for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])[:4]
-    )
+    run.fig("idle-writes").note += by_kind(new, 4)
+    run.fig("rollout-writes").note = by_kind(before, 8)
     run.fig("idle-cpu").value = f"{100 * (cpu1 - cpu0) / (t1 - t0):.2f} %"
     run.fig("idle-rss").value = f"{rss_mb(pid):.0f} MB (VmRSS)"
     run.fig("rollout-writes").value = f"{len(before)} (start to settled)"
