@@ -751,6 +751,11 @@ async def rollout(run: Run, admin: Kube, alice: Kube, world: World) -> None:
                 f"{took:.1f} s wall, minus verifyFor {run.verify_for:.0f} s x {verified} "
                 f"train(s); {trains} train(s), {len(approved)} approval(s) by alice"
             )
+            largest = max(world.trains.values(), key=lambda t: len(json.dumps(t)))
+            run.fig(
+                "train-size"
+            ).value = f"{len(json.dumps(largest))} bytes, {len(largest['spec']['cars'])} cars"
+            run.fig("train-size").note = "as JSON, status included; etcd takes 1.5 MiB"
     finally:
         stop.set()
         approving.cancel()
@@ -990,6 +995,7 @@ def report(run: Run) -> None:
         print(f"  {'':30s}   reference: {f['baseline'].note}")
     row("  writing the N Flavors", "apply")
     row("  operator's API writes", "rollout-writes")
+    row("  largest Train", "train-size")
     row(
         "2 apply -> staging Deployment",
         "probe-operator",

@@ -177,12 +177,15 @@ launch kube-controller-manager "$KUBE_BIN/kube-controller-manager" \
   --service-account-private-key-file="$pki/service-account.key" \
   --root-ca-file="$pki/ca.crt" \
   --cluster-signing-cert-file="$pki/ca.crt" --cluster-signing-key-file="$pki/ca.key" \
+  --kube-api-qps=200 --kube-api-burst=400 \
+  --concurrent-deployment-syncs=20 --concurrent-replicaset-syncs=20 \
   --v=1
 launch kube-scheduler "$KUBE_BIN/kube-scheduler" \
   --kubeconfig="$dir/scheduler.kubeconfig" \
   --authentication-kubeconfig="$dir/scheduler.kubeconfig" \
   --authorization-kubeconfig="$dir/scheduler.kubeconfig" \
-  --bind-address=127.0.0.1 --secure-port="$sched_port" --leader-elect=false --v=1
+  --bind-address=127.0.0.1 --secure-port="$sched_port" --leader-elect=false \
+  --kube-api-qps=200 --kube-api-burst=400 --v=1
 launch kwok "$KWOK_BIN/kwok" --kubeconfig="$dir/kwok.kubeconfig" \
   --manage-all-nodes=true --cidr=10.244.0.1/16 \
   --node-ip=127.0.0.1 --node-port="$kwok_port" --server-address="127.0.0.1:$kwok_port" \

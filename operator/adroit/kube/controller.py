@@ -409,29 +409,26 @@ class Controller:
         view = world.flavors.get(name)
         if view is None:
             return
-        status = flavor_status(view, world)
-        if status != view.status:
-            await self._patch_status(
-                self.flavors,
-                "Flavor",
-                name,
-                view.resource_version,
-                view.status.to_wire(),
-                status.to_wire(),
-            )
+        version = view.resource_version
         action = finalizer_action(view, world)
         if action is not None:
             finalizers = [f for f in view.finalizers if f != names.FINALIZER]
             if action is FinalizerAction.ADD:
                 finalizers.append(names.FINALIZER)
             control = self.settings.namespaces.control
-            done = await act.set_finalizers(
-                self.api, control, name, view.resource_version, list(finalizers)
-            )
+            done = await act.set_finalizers(self.api, control, name, version, finalizers)
             if done is None:
                 self.enqueue(name)
-            else:
-                self.remember(self.flavors, done)
+                return
+            self.remember(self.flavors, done)
+            if action is FinalizerAction.REMOVE:
+                return  # the Flavor is going
+            version = done["metadata"]["resourceVersion"]
+        status = flavor_status(view, world)
+        if status != view.status:
+            await self._patch_status(
+                self.flavors, "Flavor", name, version, view.status.to_wire(), status.to_wire()
+            )
 
     def _refused(self, flavor: str, stage: Stage, message: str) -> None:
         if self.errors.get((flavor, stage)) != message:

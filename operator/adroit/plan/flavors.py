@@ -3,7 +3,7 @@
 from adroit.api.conditions import ConditionStatus
 from adroit.api.flavor import FlavorStatus, ProductionStatus, StageStatus, TrafficSplit
 from adroit.api.names import FINALIZER
-from adroit.api.train import ENDED_BADLY, Phase
+from adroit.api.train import ENDED_BADLY
 from adroit.plan.conditions import set_condition
 from adroit.plan.render import shadow_view
 from adroit.plan.revision import flavor_revision
@@ -61,11 +61,12 @@ def _pending(view: FlavorView, world: World, revision: str, running: str | None)
         return (ConditionStatus.FALSE, "UpToDate", f"revision {revision} is running")
     for train, car in world.unfinished_cars(view.name):
         if car.revision == revision:
-            phase = train.status.phase or Phase.QUEUED
+            # Not the train's phase: a Flavor's status would change with every step of a
+            # train, thousands of writes for a big one. `kubectl get train` says where it is.
             return (
                 ConditionStatus.TRUE,
                 "OnTrain",
-                f"revision {revision} rides train {train.name} ({phase})",
+                f"revision {revision} rides train {train.name}",
             )
     latest = world.latest_car(view.name)
     if latest is not None:
@@ -87,11 +88,10 @@ def _removal(view: FlavorView, world: World) -> Condition:
         return (ConditionStatus.FALSE, "Removed", "nothing of this flavor runs any more")
     for train, car in world.unfinished_cars(name):
         if car.remove:
-            phase = train.status.phase or Phase.QUEUED
             return (
                 ConditionStatus.TRUE,
                 "RemovalOnTrain",
-                f"the removal rides train {train.name} ({phase}); the Flavor is deleted "
+                f"the removal rides train {train.name}; the Flavor is deleted "
                 "once production no longer runs it",
             )
     latest = world.latest_car(name)
