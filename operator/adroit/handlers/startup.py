@@ -8,7 +8,8 @@ from typing import Any
 import kopf
 
 from adroit.api.settings import Settings, parse_settings
-from adroit.handlers import reconciler
+from adroit.handlers import admission, reconciler
+from adroit.kube.admission import reviewer
 from adroit.kube.cluster import connect, describe_cluster
 from adroit.kube.secrets import operator_secrets
 from adroit.kube.webhooks import WebhookServer, hosts_for
@@ -70,7 +71,10 @@ async def configure(
         memo.secrets = await operator_secrets(
             memo.api, ns.control, ours.approval.signing_key_secret, hosts_for(ours.admission)
         )
-        settings.admission.server = WebhookServer(ours.admission, ns.control, memo.secrets)
+        handlers = {"flavors": admission.stamp_flavor_author, "trains": admission.check_and_sign}
+        settings.admission.server = WebhookServer(
+            ours.admission, ns.control, memo.secrets, reviewer(handlers, memo)
+        )
     else:
         logger.warning(
             "the admission webhook is off: any adroit.dev/approved=true approves, "

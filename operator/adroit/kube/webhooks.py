@@ -2,7 +2,7 @@
 
 import logging
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,13 @@ async def publish(api: client.ApiClient, manifest: dict[str, Any]) -> None:
 class WebhookServer(kopf.WebhookServer):
     """kopf's HTTPS server, with our certificate, publishing our own scoped configuration."""
 
-    def __init__(self, admission: Admission, namespace: str, secret: OperatorSecrets) -> None:
+    def __init__(
+        self,
+        admission: Admission,
+        namespace: str,
+        secret: OperatorSecrets,
+        review: Callable[..., Awaitable[Any]] | None = None,
+    ) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="adroit-webhook-")
         cert, key = Path(self._dir.name, "tls.crt"), Path(self._dir.name, "tls.key")
         cert.write_bytes(secret.tls_cert)
@@ -73,11 +79,12 @@ class WebhookServer(kopf.WebhookServer):
             cadata=secret.tls_cert,
         )
         self.admission, self.namespace, self.ca = admission, namespace, secret.tls_cert
+        self.review = review  # answers each AdmissionReview instead of kopf's engine
 
     async def __call__(self, fn: Any) -> AsyncIterator[Any]:
         from adroit.kube.cluster import connect
 
-        async for config in super().__call__(fn):
+        async for config in super().__call__(self.review or fn):
             service = self.admission.service
             manifest = webhook_configuration(
                 self.namespace,
