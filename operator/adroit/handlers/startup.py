@@ -11,7 +11,7 @@ from adroit.api.settings import Settings, parse_settings
 from adroit.handlers import reconciler
 from adroit.kube.cluster import connect, describe_cluster
 from adroit.kube.secrets import operator_secrets
-from adroit.kube.webhooks import WebhookServer, hosts_for
+from adroit.kube.webhooks import WebhookServer, hosts_for, installed_configuration
 
 SETTINGS_ENV = "ADROIT_SETTINGS"
 
@@ -70,7 +70,10 @@ async def configure(
         memo.secrets = await operator_secrets(
             memo.api, ns.control, ours.approval.signing_key_secret, hosts_for(ours.admission)
         )
-        settings.admission.server = WebhookServer(ours.admission, ns.control, memo.secrets)
+        # The configuration is installed with the operator, which only puts its certificate
+        # into it (WebhookServer); a missing one stops the start, saying how to install it.
+        await installed_configuration(memo.api, ours)
+        settings.admission.server = WebhookServer(ours, memo.secrets)
     else:
         logger.warning(
             "the admission webhook is off: any adroit.dev/approved=true approves, "
