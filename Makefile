@@ -17,7 +17,7 @@ export KUBECONFIG := $(CURDIR)/.cluster/kubeconfig
 endif
 
 .PHONY: help venv crds check-crds webhooks check-webhooks lint typecheck imports unit static \
-        cluster-up cluster-down cluster install webhook-config run test \
+        cluster-up cluster-down cluster install test-users webhook-config run test \
         integration bench bench-scale clean
 
 help: ## list the targets
@@ -76,6 +76,18 @@ install: cluster ## install the namespaces, CRDs (ours and the routers') and use
 	for crd in $$(hack/cluster/router-crds.sh); do \
 	  kubectl apply --server-side --force-conflicts --field-manager=adroit-install -f "$$crd" >/dev/null; \
 	done
+
+# The test users' groups get the user roles cluster-wide (approve included): only
+# on the local cluster, whose users exist nowhere else.
+test-users: cluster ## bind alice, carol and bob to the user roles (the local cluster only)
+	@hack/cluster/is-local.sh || { \
+	  echo "make test-users: refused: it binds the test groups adroit:approvers and adroit:developers" \
+	       "cluster-wide, and installs onto the local cluster only (unset KUBECONFIG, or point it at" \
+	       "$(CURDIR)/.cluster/kubeconfig). On another cluster, bind the ClusterRoles of" \
+	       "deploy/rbac/user-roles.yaml to your own groups in the control namespace, e.g." \
+	       "kubectl -n adroit create rolebinding approvers --clusterrole=adroit-approver --group=GROUP" >&2; \
+	  exit 1; }
+	kubectl apply --server-side --field-manager=adroit-local -f hack/cluster/test-users.yaml >/dev/null
 
 # The operator does not create its webhook configuration: it is applied here, with
 # the kubeconfig's (admin) rights, for $(SETTINGS); the operator fills in caBundle.
