@@ -16,8 +16,9 @@ LOCAL_CLUSTER := 1
 export KUBECONFIG := $(CURDIR)/.cluster/kubeconfig
 endif
 
-.PHONY: help venv crds check-crds lint typecheck imports unit static cluster-up cluster-down \
-        cluster install run test integration bench bench-scale clean
+.PHONY: help venv crds check-crds webhooks check-webhooks lint typecheck imports unit static \
+        cluster-up cluster-down cluster install test-users webhook-config run test \
+        integration bench bench-scale clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -36,6 +37,12 @@ crds: venv ## write crds/ from the pydantic models
 check-crds: venv ## fail when crds/ is stale
 	adroit crds --out crds --check
 
+webhooks: venv ## write deploy/webhooks.yaml from adroit.plan.webhooks
+	python hack/cluster/webhook-configuration.py --write deploy/webhooks.yaml
+
+check-webhooks: venv ## fail when deploy/webhooks.yaml is stale
+	python hack/cluster/webhook-configuration.py --write deploy/webhooks.yaml --check
+
 lint: venv ## ruff: lint and format
 	ruff check operator tests bench
 	ruff format --check operator tests bench
@@ -46,7 +53,7 @@ typecheck: venv ## mypy (strict on adroit.api and adroit.plan)
 imports: venv ## the layer contract: handlers -> kube -> plan -> api
 	lint-imports
 
-static: check-crds lint typecheck imports
+static: check-crds check-webhooks lint typecheck imports
 
 unit: venv ## tests that need no cluster
 	pytest tests/unit -q
@@ -62,7 +69,7 @@ ifdef LOCAL_CLUSTER
 	hack/cluster/up.sh
 endif
 
-install: cluster ## install the namespaces, CRDs (ours and the routers') and user roles
+install: cluster ## install the namespaces, CRDs (ours and the routers') and user roles (no bindings)
 	kubectl apply --server-side --force-conflicts --field-manager=adroit-install -f deploy/namespaces.yaml -f crds/ \
 	  -f deploy/rbac/user-roles.yaml >/dev/null
 	kubectl wait --for=condition=Established --timeout=60s crd/flavors.adroit.dev crd/trains.adroit.dev >/dev/null
@@ -70,7 +77,25 @@ install: cluster ## install the namespaces, CRDs (ours and the routers') and use
 	  kubectl apply --server-side --force-conflicts --field-manager=adroit-install -f "$$crd" >/dev/null; \
 	done
 
-run: venv install ## run the operator in the foreground against the cluster (Ctrl-C stops it)
+# The test users' groups get the user roles cluster-wide (approve included): only
+# on the local cluster, whose users exist nowhere else.
+test-users: cluster ## bind alice, carol and bob to the user roles (the local cluster only)
+	@hack/cluster/is-local.sh || { \
+	  echo "make test-users: refused: it binds the test groups adroit:approvers and adroit:developers" \
+	       "cluster-wide, and installs onto the local cluster only (unset KUBECONFIG, or point it at" \
+	       "$(CURDIR)/.cluster/kubeconfig). On another cluster, bind the ClusterRoles of" \
+	       "deploy/rbac/user-roles.yaml to your own groups in the control namespace, e.g." \
+	       "kubectl -n adroit create rolebinding approvers --clusterrole=adroit-approver --group=GROUP" >&2; \
+	  exit 1; }
+	kubectl apply --server-side --field-manager=adroit-local -f hack/cluster/test-users.yaml >/dev/null
+
+# The operator does not create its webhook configuration: it is applied here, with
+# the kubeconfig's (admin) rights, for $(SETTINGS); the operator fills in caBundle.
+webhook-config: venv install ## apply the webhook configuration for $(SETTINGS) (make run does)
+	python hack/cluster/webhook-configuration.py --settings $(SETTINGS) \
+	  | kubectl apply --server-side --force-conflicts --field-manager=adroit-install -f - >/dev/null
+
+run: venv install webhook-config ## run the operator in the foreground against the cluster (Ctrl-C stops it)
 	ADROIT_SETTINGS=$(SETTINGS) adroit run
 
 test: venv static install ## lint, types, layers, unit and integration tests

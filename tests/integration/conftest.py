@@ -3,7 +3,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.kube import NAMESPACE, REPO, eventually, kubectl
+from tests.integration.users import bind_cluster_wide, bind_in, is_local_cluster
+from tests.kube import NAMESPACE, eventually, kubectl
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -35,14 +36,11 @@ def cluster() -> Iterator[None]:
         timeout=120,
         what="Trains to be watchable",
     )
-    # The test users' rights, wherever the tests run (the local cluster has them already).
-    kubectl(
-        "apply",
-        "--server-side",
-        "--field-manager=adroit-tests",
-        "-f",
-        str(REPO / "hack" / "cluster" / "test-users.yaml"),
-    )
+    # The test users' rights: cluster-wide on the local cluster (which has them already),
+    # on any other cluster only in the namespaces the tests create (tests/integration/users.py).
+    if is_local_cluster():
+        bind_cluster_wide()
     kubectl("create", "namespace", NAMESPACE)
+    bind_in(NAMESPACE)
     yield
     kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)

@@ -18,6 +18,9 @@ from typing import Any
 import yaml
 from kopf.testing import KopfRunner
 
+from adroit.api.settings import parse_settings
+from adroit.plan.webhooks import configuration_for
+from tests.integration.users import bind_in
 from tests.kube import apply, eventually, kubectl
 
 IMAGE = "registry.local/adroit/serving-sklearn:2022.10"
@@ -93,9 +96,29 @@ class Operator:
         self.log = tmp / f"operator-{suffix}.log"
         for name in (self.ns, self.staging, self.production):
             kubectl("create", "namespace", name)
+        bind_in(self.ns)
 
     def write_settings(self) -> None:
         self.path.write_text(yaml.safe_dump(self.settings))
+        self.install_webhook_configuration()
+
+    def admission_enabled(self) -> bool:
+        return bool(self.settings.get("admission", {}).get("enabled", True))
+
+    def install_webhook_configuration(self) -> None:
+        """As `make run` does: an administrator applies it, the operator adds only caBundle."""
+        if self.admission_enabled():
+            settings = parse_settings(self.path.read_text(), str(self.path))
+            manifest = yaml.safe_dump(configuration_for(settings))
+            kubectl(
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "--field-manager=adroit-install",
+                "-f",
+                "-",
+                stdin=manifest,
+            )
 
     def start(self) -> None:
         self.write_settings()
@@ -106,13 +129,16 @@ class Operator:
         self.wait_ready()
 
     def wait_ready(self) -> None:
-        """Ready when its admission webhook is published (Flavor writes do not wait for it)."""
-        if self.settings.get("admission", {}).get("enabled", True):
+        """Ready when its certificate is in its webhook configuration (Flavors never wait)."""
+        if self.admission_enabled():
             hook = f"mutatingwebhookconfiguration/adroit-{self.ns}"
-            eventually(
-                lambda: kubectl("get", hook, check=False).returncode == 0,
-                what="the admission webhook",
-            )
+
+            def has_certificate() -> bool:
+                out = kubectl("get", hook, "-o", "json", check=False).stdout
+                hooks = json.loads(out or "{}").get("webhooks") or [{}]
+                return all(h.get("clientConfig", {}).get("caBundle") for h in hooks)
+
+            eventually(has_certificate, what="its certificate in its webhook configuration")
 
     def stop(self) -> None:
         if self.runner is not None:

@@ -12,7 +12,7 @@ from adroit.handlers import admission, reconciler
 from adroit.kube.admission import reviewer
 from adroit.kube.cluster import connect, describe_cluster
 from adroit.kube.secrets import operator_secrets
-from adroit.kube.webhooks import WebhookServer, hosts_for
+from adroit.kube.webhooks import WebhookServer, hosts_for, installed_configuration
 
 SETTINGS_ENV = "ADROIT_SETTINGS"
 
@@ -71,10 +71,11 @@ async def configure(
         memo.secrets = await operator_secrets(
             memo.api, ns.control, ours.approval.signing_key_secret, hosts_for(ours.admission)
         )
+        # The configuration is installed with the operator, which only puts its certificate
+        # into it (WebhookServer); a missing one stops the start, saying how to install it.
+        await installed_configuration(memo.api, ours)
         handlers = {"flavors": admission.stamp_flavor_author, "trains": admission.check_and_sign}
-        settings.admission.server = WebhookServer(
-            ours.admission, ns.control, memo.secrets, reviewer(handlers, memo)
-        )
+        settings.admission.server = WebhookServer(ours, memo.secrets, reviewer(handlers, memo))
     else:
         logger.warning(
             "the admission webhook is off: any adroit.dev/approved=true approves, "

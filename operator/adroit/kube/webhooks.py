@@ -1,4 +1,9 @@
-"""Serve the admission webhook (kopf's server) and publish its configuration."""
+"""Serve the admission webhook (kopf's server) and fill in its configuration's CA bundle.
+
+The configuration itself is installed with the operator (deploy/webhooks.yaml,
+or rendered for local settings by `make run` and the tests): the operator may
+read and patch only its own, and changes nothing in it but `caBundle`.
+"""
 
 import logging
 import tempfile
@@ -10,14 +15,23 @@ import kopf
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from adroit.api import names
-from adroit.api.settings import Admission
+from adroit.api.settings import Admission, Settings
 from adroit.kube.secrets import OperatorSecrets
-from adroit.plan.webhooks import webhook_configuration
+from adroit.plan.webhooks import ca_bundle_patch, configuration_for, differences
 
 log = logging.getLogger("adroit.webhook")
 # The client's stubs leave out _content_type, which its methods accept in **kwargs.
-_APPLY: dict[str, Any] = {"_content_type": "application/apply-patch+yaml"}
+_JSON_PATCH: dict[str, Any] = {"_content_type": "application/json-patch+json"}
+HOW_TO_INSTALL = (
+    "install it with the operator: `kubectl apply -f deploy/webhooks.yaml` in a cluster "
+    "(control namespace `adroit`), or for other settings "
+    "`.venv/bin/python hack/cluster/webhook-configuration.py --settings FILE | kubectl apply -f -` "
+    "as an administrator (`make run` does this for its settings)"
+)
+
+
+class WebhookConfigurationError(kopf.PermanentError):
+    """The webhook configuration is missing or out of the operator's reach: it cannot start."""
 
 
 def hosts_for(admission: Admission) -> tuple[str, ...]:
@@ -28,43 +42,66 @@ def hosts_for(admission: Admission) -> tuple[str, ...]:
     return (admission.host or admission.listen,)
 
 
-async def publish(api: client.ApiClient, manifest: dict[str, Any]) -> None:
-    """Apply the configuration, unless it already is exactly that (a restart writes nothing)."""
+async def installed_configuration(api: client.ApiClient, settings: Settings) -> dict[str, Any]:
+    """The configuration installed for these settings; WebhookConfigurationError when missing.
+
+    Warns of each way it differs from what these settings expect (caBundle aside).
+    """
     reg = client.AdmissionregistrationV1Api(api)
-    name = manifest["metadata"]["name"]
+    wanted = configuration_for(settings)
+    name = wanted["metadata"]["name"]
     try:
-        current = api.sanitize_for_serialization(
+        installed: dict[str, Any] = api.sanitize_for_serialization(
             await reg.read_mutating_webhook_configuration(name)
         )
-        hooks = current.get("webhooks") or []
-        if len(hooks) == len(manifest["webhooks"]) and all(
-            all(have.get(k) == v for k, v in want.items())
-            for have, want in zip(hooks, manifest["webhooks"], strict=True)
-        ):
-            return
     except ApiException as error:
-        if error.status != 404:
-            raise
-    await reg.patch_mutating_webhook_configuration(
-        name,
-        manifest,
-        field_manager=names.FIELD_MANAGER,
-        force=True,
-        **_APPLY,
-    )
-    log.info("published the admission webhook configuration %s", name)
+        if error.status == 404:
+            raise WebhookConfigurationError(
+                f"the admission webhook configuration MutatingWebhookConfiguration/{name} "
+                f"does not exist, and the operator does not create it: {HOW_TO_INSTALL}"
+            ) from None
+        if error.status == 403:
+            raise WebhookConfigurationError(
+                f"the operator may not read MutatingWebhookConfiguration/{name}: give its "
+                f"identity get and patch on it by name (deploy/rbac/operator.yaml)"
+            ) from None
+        raise
+    for difference in differences(installed, wanted):
+        log.warning(
+            "MutatingWebhookConfiguration/%s is not what these settings expect (%s): %s",
+            name,
+            difference,
+            HOW_TO_INSTALL,
+        )
+    return installed
+
+
+async def install_ca_bundle(api: client.ApiClient, settings: Settings, ca: bytes) -> None:
+    """Put the operator's certificate into its installed configuration's webhooks.
+
+    Writes nothing when every webhook already has it (a restart writes nothing).
+    The configuration must exist: the operator does not create one.
+    """
+    installed = await installed_configuration(api, settings)
+    patch = ca_bundle_patch(installed, ca)
+    if not patch:
+        return
+    name = installed["metadata"]["name"]
+    reg = client.AdmissionregistrationV1Api(api)
+    await reg.patch_mutating_webhook_configuration(name, patch, **_JSON_PATCH)
+    log.info("put the webhook's certificate into MutatingWebhookConfiguration/%s", name)
 
 
 class WebhookServer(kopf.WebhookServer):
-    """kopf's HTTPS server, with our certificate, publishing our own scoped configuration."""
+    """kopf's HTTPS server, with our certificate, which it puts into our configuration."""
 
     def __init__(
         self,
-        admission: Admission,
-        namespace: str,
+        settings: Settings,
         secret: OperatorSecrets,
         review: Callable[..., Awaitable[Any]] | None = None,
     ) -> None:
+        admission = settings.admission
         self._dir = tempfile.TemporaryDirectory(prefix="adroit-webhook-")
         cert, key = Path(self._dir.name, "tls.crt"), Path(self._dir.name, "tls.key")
         cert.write_bytes(secret.tls_cert)
@@ -78,23 +115,17 @@ class WebhookServer(kopf.WebhookServer):
             pkeyfile=str(key),
             cadata=secret.tls_cert,
         )
-        self.admission, self.namespace, self.ca = admission, namespace, secret.tls_cert
+        self.settings, self.admission, self.ca = settings, admission, secret.tls_cert
         self.review = review  # answers each AdmissionReview instead of kopf's engine
 
     async def __call__(self, fn: Any) -> AsyncIterator[Any]:
         from adroit.kube.cluster import connect
 
         async for config in super().__call__(self.review or fn):
-            service = self.admission.service
-            manifest = webhook_configuration(
-                self.namespace,
-                self.ca,
-                base_url=str(config.get("url") or "").rstrip("/"),
-                service=service.model_dump() if service else None,
-            )
+            # Only once it listens, so that a caBundle in place means requests are answered.
             api = await connect()
             try:
-                await publish(api, manifest)
+                await install_ca_bundle(api, self.settings, self.ca)
             finally:
                 await api.close()
             log.info(
