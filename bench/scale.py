@@ -455,6 +455,22 @@ def setup_cluster(run: Run) -> None:
     )
 
 
+def install_webhook_configuration(path: Path) -> None:
+    """As an administrator installs it; the operator only puts its caBundle in."""
+    rendered = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "hack/cluster/webhook-configuration.py"),
+            "--settings",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    kubectl("apply", "--server-side", "--field-manager=adroit-install", "-f", "-", stdin=rendered)
+
+
 def start_operator(run: Run, admin: Kube) -> None:
     token = kubectl("create", "token", "-n", run.ns, "adroit-operator", "--duration=6h").strip()
     ca_file = run.secrets / "ca.crt"
@@ -491,6 +507,7 @@ def start_operator(run: Run, admin: Kube) -> None:
     settings["timeouts"]["promotionTimeout"] = "60m"
     run.verify_for = parse_duration(settings["timeouts"]["verifyFor"])
     (run.workdir / "settings.yaml").write_text(yaml.safe_dump(settings))
+    install_webhook_configuration(run.workdir / "settings.yaml")
     env = dict(os.environ, KUBECONFIG=str(run.secrets / "operator.kubeconfig"))
     env.pop("ADROIT_SETTINGS", None)
     run.operator = subprocess.Popen(

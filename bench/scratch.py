@@ -4,6 +4,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -78,6 +79,20 @@ def operator_in_scratch(admission_port: int) -> Iterator[Scratch]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "settings.yaml")
         path.write_text(yaml.safe_dump(settings))
+        rendered = subprocess.run(
+            [
+                sys.executable,
+                str(REPO / "hack/cluster/webhook-configuration.py"),
+                "--settings",
+                str(path),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        kubectl(
+            "apply", "--server-side", "--field-manager=adroit-install", "-f", "-", stdin=rendered
+        )
         os.environ["ADROIT_SETTINGS"] = str(path)
         try:
             with KopfRunner(["run", "--standalone", "--namespace", ns, "-m", "adroit.handlers"]):
