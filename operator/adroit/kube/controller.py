@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +30,7 @@ from adroit.kube.informer import Informer
 from adroit.kube.notify import notify
 from adroit.kube.read import flavor_view, quota_of, train_view
 from adroit.plan.cars import snapshot_name
+from adroit.plan.converge import Writes
 from adroit.plan.flavors import flavor_status
 from adroit.plan.formation import REVISION_LABEL, Formation, form_train, prune, snapshot_spec
 from adroit.plan.machine import Notice
@@ -38,7 +39,7 @@ from adroit.plan.reconcile import FinalizerAction, finalizer_action, stage_write
 from adroit.plan.render import DEPLOYMENT_LABEL
 from adroit.plan.stages import Stage
 from adroit.plan.trains import step_trains
-from adroit.plan.world import Managed, StageWorld, TrainView, Workload, World
+from adroit.plan.world import FlavorView, Managed, StageWorld, TrainView, Workload, World
 
 log = logging.getLogger("adroit.reconciler")
 MANAGED = f"{names.MANAGED_BY}={names.MANAGED_BY_VALUE}"
@@ -49,6 +50,17 @@ FORMATION_SETTLE = 0.25  # s without a Flavor change before a train forms: a bat
 # one-car train moves at once, a 2,000-car train does not spend the CPU the API server needs.
 TRAINS_PACE = 2.0
 WRITERS = 8  # writes in flight at once
+
+
+@dataclass(frozen=True)
+class FlavorWork:
+    """What one flavor needs, computed off the event loop: per stage the writes (or why they
+    cannot be computed), its finalizer, and its status before and after (None: unchanged)."""
+
+    writes: dict[Stage, Writes | str]
+    view: FlavorView | None = None
+    finalizer: FinalizerAction | None = None
+    status: tuple[dict[str, Any], dict[str, Any]] | None = None
 
 
 class Retry(Exception):
@@ -347,13 +359,41 @@ class Controller:
             await self._guarded(TRAINS, lambda: self._trains(world))
             took = time.monotonic() - started
             self.trains_not_before = max(self.trains_not_before, started + TRAINS_PACE * took)
+        keys = sorted(due - {TRAINS})
+        if not keys:
+            return
+        # What each flavor needs is pure computation: done off the event loop, all at once,
+        # so that admission requests are answered while it runs. Then the writes.
+        work = await asyncio.to_thread(self._plan_flavors, keys, world)
         semaphore = asyncio.Semaphore(WRITERS)
 
         async def one(flavor: str) -> None:
             async with semaphore:
-                await self._guarded(flavor, lambda: self._flavor(flavor, world))
+                await self._guarded(flavor, lambda: self._flavor(flavor, work[flavor]))
 
-        await asyncio.gather(*(one(k) for k in sorted(due - {TRAINS})))
+        await asyncio.gather(*(one(k) for k in keys))
+
+    def _plan_flavors(self, keys: list[str], world: World) -> dict[str, "FlavorWork"]:
+        return {key: self._plan_flavor(key, world) for key in keys}
+
+    def _plan_flavor(self, name: str, world: World) -> "FlavorWork":
+        writes: dict[Stage, Writes | str] = {}
+        for stage in Stage:
+            try:
+                writes[stage] = stage_writes(name, stage, world, self.settings)
+            except Exception as error:  # a spec that cannot be rendered fails its car
+                log.exception("flavor %s cannot be rendered for %s", name, stage)
+                writes[stage] = f"cannot render {stage}: {error}"
+        view = world.flavors.get(name)
+        if view is None:
+            return FlavorWork(writes)
+        status = flavor_status(view, world)
+        return FlavorWork(
+            writes,
+            view,
+            finalizer_action(view, world),
+            (view.status.to_wire(), status.to_wire()) if status != view.status else None,
+        )
 
     def _next_wait(self, poll: float) -> float:
         now = time.monotonic()
@@ -389,13 +429,10 @@ class Controller:
 
     # --- one flavor ------------------------------------------------------
 
-    async def _flavor(self, name: str, world: World) -> None:
-        for stage in Stage:
-            try:
-                writes = stage_writes(name, stage, world, self.settings)
-            except Exception as error:  # a spec that cannot be rendered fails its car
-                log.exception("flavor %s cannot be rendered for %s", name, stage)
-                self._refused(name, stage, f"cannot render {stage}: {error}")
+    async def _flavor(self, name: str, work: "FlavorWork") -> None:
+        for stage, writes in work.writes.items():
+            if isinstance(writes, str):
+                self._refused(name, stage, writes)
                 continue
             try:
                 await self._write(stage, writes)
@@ -406,14 +443,13 @@ class Controller:
                 continue
             if self.errors.pop((name, stage), None) is not None:
                 self.enqueue(TRAINS)
-        view = world.flavors.get(name)
+        view = work.view
         if view is None:
             return
         version = view.resource_version
-        action = finalizer_action(view, world)
-        if action is not None:
+        if work.finalizer is not None:
             finalizers = [f for f in view.finalizers if f != names.FINALIZER]
-            if action is FinalizerAction.ADD:
+            if work.finalizer is FinalizerAction.ADD:
                 finalizers.append(names.FINALIZER)
             control = self.settings.namespaces.control
             done = await act.set_finalizers(self.api, control, name, version, finalizers)
@@ -421,14 +457,12 @@ class Controller:
                 self.enqueue(name)
                 return
             self.remember(self.flavors, done)
-            if action is FinalizerAction.REMOVE:
+            if work.finalizer is FinalizerAction.REMOVE:
                 return  # the Flavor is going
             version = done["metadata"]["resourceVersion"]
-        status = flavor_status(view, world)
-        if status != view.status:
-            await self._patch_status(
-                self.flavors, "Flavor", name, version, view.status.to_wire(), status.to_wire()
-            )
+        if work.status is not None:
+            current, desired = work.status
+            await self._patch_status(self.flavors, "Flavor", name, version, current, desired)
 
     def _refused(self, flavor: str, stage: Stage, message: str) -> None:
         if self.errors.get((flavor, stage)) != message:
