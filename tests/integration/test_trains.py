@@ -83,6 +83,8 @@ def test_readme_flow_from_apply_to_deployed(op: Operator, webhook: Webhook) -> N
     assert status["cars"] == [
         {"flavor": "ads-pctr-v5", "staging": "Verified", "production": "Deployed"}
     ]
+    # A Flavor's status is its own write, a moment after the train's.
+    kubectl("wait", "-n", op.ns, "flavor/ads-pctr-v5", "--for=condition=Ready", "--timeout=10s")
     flavor = op.get("flavor", "ads-pctr-v5")["status"]
     assert flavor["production"]["modelVersion"] == "694a577a"
     assert flavor["production"]["train"] == train
