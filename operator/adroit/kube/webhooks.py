@@ -5,12 +5,15 @@ or rendered for local settings by `make run` and the tests): the operator may
 read and patch only its own, and changes nothing in it but `caBundle`.
 """
 
+import asyncio
+import base64
 import logging
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp.web
 import kopf
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -92,6 +95,9 @@ async def install_ca_bundle(api: client.ApiClient, settings: Settings, ca: bytes
     log.info("put the webhook's certificate into MutatingWebhookConfiguration/%s", name)
 
 
+MAX_REVIEW_BYTES = 16 * 1024 * 1024
+
+
 class WebhookServer(kopf.WebhookServer):
     """kopf's HTTPS server, with our certificate, which it puts into our configuration."""
 
@@ -119,9 +125,26 @@ class WebhookServer(kopf.WebhookServer):
         self.review = review  # answers each AdmissionReview instead of kopf's engine
 
     async def __call__(self, fn: Any) -> AsyncIterator[Any]:
+        """kopf's serving loop, with room for big reviews: an AdmissionReview carries the
+        object twice (old and new), and a Train of 2,000 cars is more than aiohttp's 1 MiB
+        default, which would refuse it (413) and with it every approval of that train."""
         from adroit.kube.cluster import connect
 
-        async for config in super().__call__(self.review or fn):
+        review = self.review or fn
+        cadata, context = self._build_ssl()
+
+        async def serve(request: aiohttp.web.Request) -> aiohttp.web.Response:
+            return await self._serve(review, request)
+
+        app = aiohttp.web.Application(client_max_size=MAX_REVIEW_BYTES)
+        app.add_routes([aiohttp.web.post("/{id:.*}", serve)])
+        runner = aiohttp.web.AppRunner(app, handle_signals=False)
+        await runner.setup()
+        try:
+            site = aiohttp.web.TCPSite(
+                runner, self.addr or None, self.port, ssl_context=context, reuse_address=True
+            )
+            await site.start()
             # Only once it listens, so that a caBundle in place means requests are answered.
             api = await connect()
             try:
@@ -131,4 +154,8 @@ class WebhookServer(kopf.WebhookServer):
             log.info(
                 "admission webhook listening on %s:%s", self.admission.listen, self.admission.port
             )
-            yield config
+            url = self._build_url("https", self.host or self.addr or "", self.port or 0, "")
+            yield {"url": url, "caBundle": base64.b64encode(cadata or b"").decode()}
+            await asyncio.Event().wait()  # serve until cancelled
+        finally:
+            await runner.cleanup()
