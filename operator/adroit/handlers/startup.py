@@ -1,7 +1,9 @@
 """Operator start: settings, kopf's storage names, and a plain report of the cluster."""
 
+import asyncio
 import logging
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,13 @@ from adroit.kube.secrets import operator_secrets
 from adroit.kube.webhooks import WebhookServer, hosts_for
 
 SETTINGS_ENV = "ADROIT_SETTINGS"
+
+
+async def no_webhook_server(fn: kopf.WebhookFn) -> AsyncIterator[kopf.WebhookClientConfig]:
+    """admission.enabled false: the admission handlers stay registered with kopf (it refuses
+    to run handlers without a server), and nothing ever serves them."""
+    await asyncio.Event().wait()
+    yield {}  # never reached: it only makes this an async generator, as kopf expects
 
 
 def load_settings(path: str | None = None) -> Settings:
@@ -72,6 +81,7 @@ async def configure(
         )
         settings.admission.server = WebhookServer(ours.admission, ns.control, memo.secrets)
     else:
+        settings.admission.server = no_webhook_server
         logger.warning(
             "the admission webhook is off: any adroit.dev/approved=true approves, "
             "and nobody is recorded"
