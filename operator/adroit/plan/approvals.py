@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from adroit.api import names
-from adroit.api.train import FINISHED, Phase, TrainSpec
+from adroit.api.train import FINISHED, Phase, TrainSpec, TrainStatus
 from adroit.plan.cars import needs_approval
 
 GUARDED = (names.APPROVED, names.OVERRIDE_WINDOW)  # need the verb `approve`
@@ -30,6 +30,20 @@ class Stamp:
     user: str
     groups: tuple[str, ...]
     at: datetime
+    # How many times the train had departed when it was given: an approval covers the
+    # staging it was given on, once (see `departures`).
+    departure: int = 0
+
+
+def departures(status: TrainStatus) -> int:
+    """How many times the train has departed (entered Staging): a train sent back to Queued
+    at window close stages again, and an approval given before no longer covers it."""
+    count, previous = 0, None
+    for entry in status.history:
+        if entry.phase == Phase.STAGING and previous != Phase.STAGING:
+            count += 1
+        previous = entry.phase
+    return count
 
 
 def _b64(data: bytes) -> str:
@@ -51,6 +65,7 @@ def sign(stamp: Stamp, key: bytes) -> str:
             "user": stamp.user,
             "groups": list(stamp.groups),
             "at": stamp.at.isoformat(),
+            "d": stamp.departure,
         },
         sort_keys=True,
         separators=(",", ":"),
@@ -80,6 +95,7 @@ def verify(
             data["user"],
             tuple(data["groups"]),
             datetime.fromisoformat(data["at"]),
+            int(data.get("d", 0)),
         )
     except (ValueError, KeyError, TypeError):
         return None
@@ -147,7 +163,9 @@ def refusal(req: Request) -> str | None:
                 f"{req.user} drives train {req.train} and may not {_verb(key)} it "
                 "(separation of duties): ask another approver"
             )
-        authored = sorted(c.flavor for c in req.spec.cars if c.author == req.user)
+        authored = sorted(
+            c.flavor for c in req.spec.cars if req.user in (c.author, *(c.authors or ()))
+        )
         if authored:
             return (
                 f"{req.user} made the change train {req.train} carries for "
