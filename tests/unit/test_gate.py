@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from adroit.api import names
 from adroit.api.train import Car, HistoryEntry, Phase, TrainSpec, TrainStatus
-from adroit.plan.approvals import Request, Stamp, departures, refusal, sign, verify
+from adroit.plan.approvals import Request, Stamp, refusal, rounds, sign, verify
 from adroit.plan.authorship import authors_since, read_history, with_change, write_author
 from adroit.plan.machine import since
 from adroit.plan.render import Stage
@@ -132,33 +132,34 @@ runtimes: {scikit-learn-2022-10: repo/sklearn:1}
     assert "new approval is needed" in told[0].message
 
 
-def test_departures_count_each_time_a_train_stages() -> None:
+def test_rounds_count_each_time_a_train_is_queued() -> None:
     entries = [
         (Phase.QUEUED, "Created"),
         (Phase.STAGING, "Departed"),
-        (Phase.VERIFYING, "StagingAvailable"),
+        (Phase.AWAITING_APPROVAL, "Verified"),
         (Phase.QUEUED, "WindowClosed"),
         (Phase.QUEUED, "ApprovalVoided"),
         (Phase.STAGING, "Departed"),
     ]
     history = [HistoryEntry(phase=p, at=AT, reason=r) for p, r in entries]
-    assert departures(TrainStatus(history=history[:3])) == 1
-    assert departures(TrainStatus(history=history)) == 2
+    assert rounds(TrainStatus(history=history[:3])) == 1
+    assert rounds(TrainStatus(history=history[:4])) == 2
+    assert rounds(TrainStatus(history=history)) == 2
 
 
-def test_a_signed_approval_names_the_departure_it_was_given_in() -> None:
-    stamp = Stamp(names.APPROVED, "ns", "t", "uid", "carol", (), AT, departure=2)
+def test_a_signed_approval_names_the_round_it_was_given_in() -> None:
+    stamp = Stamp(names.APPROVED, "ns", "t", "uid", "carol", (), AT, round=2)
     record = sign(stamp, b"key")
     got = verify(record, b"key", annotation=names.APPROVED, namespace="ns", train="t", uid="uid")
     assert got is not None
-    assert got.departure == 2
+    assert got.round == 2
 
 
-def test_the_kube_layer_voids_an_approval_from_an_earlier_departure() -> None:
+def test_the_kube_layer_voids_an_approval_from_an_earlier_round() -> None:
     from adroit.kube.read import train_view
 
     key = b"key"
-    stamp = Stamp(names.APPROVED, "ns", "t", "uid", "carol", (), AT, departure=1)
+    stamp = Stamp(names.APPROVED, "ns", "t", "uid", "carol", (), AT, round=1)
     history = [
         {"phase": p, "at": "2026-11-23T20:00:00Z", "reason": r}
         for p, r in (("Queued", "Created"), ("Staging", "Departed"), ("Queued", "WindowClosed"))
@@ -178,8 +179,9 @@ def test_the_kube_layer_voids_an_approval_from_an_earlier_departure() -> None:
         "spec": {"engineer": "bob", "cars": [{"flavor": "ads", "revision": "abc"}]},
         "status": {"phase": "Staging", "history": history},
     }
-    assert train_view(item, key).approval is not None, "departure 1: the approval holds"
-    item["status"]["history"] = [*history, {**history[1], "reason": "Departed"}]  # type: ignore[index]
+    item["status"]["history"] = history[:2]  # type: ignore[index]
+    assert train_view(item, key).approval is not None, "round 1: the approval holds"
+    item["status"]["history"] = history  # type: ignore[index]
     view = train_view(item, key)
     assert view.approval is None
     assert view.approval_problem_reason == "ApprovalVoided"

@@ -20,8 +20,8 @@ from adroit.plan.approvals import (
     STAMPED,
     Request,
     Stamp,
-    departures,
     refusal,
+    rounds,
     sign,
 )
 from adroit.plan.authorship import with_change, write_author
@@ -150,6 +150,6 @@ async def check_and_sign(
             user,
             tuple(groups),
             dt.datetime.now(dt.UTC).replace(microsecond=0),
-            departure=departures(TrainStatus.model_validate((old or {}).get("status") or {})),
+            round=rounds(TrainStatus.model_validate((old or {}).get("status") or {})),
         )
         _set(patch, record, sign(stamp, memo.secrets.signing_key))

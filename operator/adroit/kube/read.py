@@ -6,7 +6,7 @@ from typing import Any
 from adroit.api import names
 from adroit.api.flavor import FlavorSpec, FlavorStatus
 from adroit.api.train import TrainSpec, TrainStatus
-from adroit.plan.approvals import Stamp, departures, verify
+from adroit.plan.approvals import Stamp, rounds, verify
 from adroit.plan.authorship import read_history
 from adroit.plan.quantity import mebibytes
 from adroit.plan.world import (
@@ -104,12 +104,8 @@ def train_view(
     status = TrainStatus.model_validate(item.get("status") or {})
     approved, approval_problem = _stamp(annotations, names.APPROVED, signing_key, *args)
     problem_reason = "ApprovalNotVerified"
-    if (
-        approved is not None
-        and signing_key is not None
-        and approved.departure != departures(status)
-    ):
-        # Signed, but for an earlier staging of this train: it covered that one, once.
+    if approved is not None and signing_key is not None and approved.round != rounds(status):
+        # Signed, but in an earlier round of this train: it covered that staging, once.
         approval_problem = _voided(approved, meta["name"])
         approved = None
         problem_reason = "ApprovalVoided"

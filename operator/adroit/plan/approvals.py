@@ -30,17 +30,17 @@ class Stamp:
     user: str
     groups: tuple[str, ...]
     at: datetime
-    # How many times the train had departed when it was given: an approval covers the
-    # staging it was given on, once (see `departures`).
-    departure: int = 0
+    # The train's round when it was given (see `rounds`): an approval covers one round.
+    round: int = 0
 
 
-def departures(status: TrainStatus) -> int:
-    """How many times the train has departed (entered Staging): a train sent back to Queued
-    at window close stages again, and an approval given before no longer covers it."""
+def rounds(status: TrainStatus) -> int:
+    """How many times the train has entered Queued: once when created, again each time it
+    is sent back at window close. Its staging is redone in each round, and an approval
+    given in one round does not cover the next."""
     count, previous = 0, None
     for entry in status.history:
-        if entry.phase == Phase.STAGING and previous != Phase.STAGING:
+        if entry.phase == Phase.QUEUED and previous != Phase.QUEUED:
             count += 1
         previous = entry.phase
     return count
@@ -65,7 +65,7 @@ def sign(stamp: Stamp, key: bytes) -> str:
             "user": stamp.user,
             "groups": list(stamp.groups),
             "at": stamp.at.isoformat(),
-            "d": stamp.departure,
+            "round": stamp.round,
         },
         sort_keys=True,
         separators=(",", ":"),
@@ -95,7 +95,7 @@ def verify(
             data["user"],
             tuple(data["groups"]),
             datetime.fromisoformat(data["at"]),
-            int(data.get("d", 0)),
+            int(data.get("round", 0)),
         )
     except (ValueError, KeyError, TypeError):
         return None
