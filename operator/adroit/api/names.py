@@ -23,6 +23,10 @@ RECORDS: Final = {
     ABORT: "adroit.dev/abort-record",
 }
 CHANGED_BY: Final = "adroit.dev/changed-by"
+# Every change of a Flavor's spec, [[revision, author], ...]: written by the webhook alone.
+AUTHORS: Final = "adroit.dev/authors"
+# The commit author, written on a Flavor by a trusted GitOps writer (approval.trustedAuthors).
+AUTHOR: Final = "adroit.dev/author"
 CREATED_BY: Final = "adroit.dev/created-by"
 
 # Labels on everything the operator creates.

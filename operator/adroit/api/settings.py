@@ -174,6 +174,12 @@ class ApprovalPolicy(Section):
         default=True, description="A train's engineer and its cars' authors may not approve it."
     )
     signing_key_secret: str = Field(default="adroit-approval-key", pattern=DNS_LABEL)
+    trusted_authors: list[str] = Field(
+        default_factory=list,
+        description="Users (e.g. a GitOps controller's ServiceAccount) whose Flavor writes "
+        "name their author in the annotation adroit.dev/author; from anyone else that "
+        "annotation is refused.",
+    )
 
 
 class ServiceRef(Section):

@@ -2,6 +2,7 @@
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import ConfigDict, Field
 
@@ -97,6 +98,12 @@ class Car(Resource):
     )
     author: str | None = Field(
         default=None, max_length=253, description="Who made the change this car carries."
+    )
+    authors: list[Annotated[str, Field(max_length=253, description="A username.")]] | None = Field(
+        default=None,
+        max_length=100,
+        description="Everyone who changed the flavor since the revision production runs, as "
+        "the admission webhook recorded them: none of them may approve the train.",
     )
 
 

@@ -11,10 +11,21 @@ from typing import Any
 import kopf
 
 from adroit.api import names
+from adroit.api.flavor import FlavorSpec
 from adroit.api.settings import Settings
-from adroit.api.train import Phase, TrainSpec
+from adroit.api.train import Phase, TrainSpec, TrainStatus
 from adroit.kube.access import may_approve
-from adroit.plan.approvals import GUARDED, STAMPED, Request, Stamp, refusal, sign
+from adroit.plan.approvals import (
+    GUARDED,
+    STAMPED,
+    Request,
+    Stamp,
+    refusal,
+    rounds,
+    sign,
+)
+from adroit.plan.authorship import with_change, write_author
+from adroit.plan.revision import flavor_revision
 from adroit.plan.routes import shadow_refusal
 
 FORBIDDEN = 403
@@ -43,15 +54,35 @@ async def stamp_flavor_author(
     Also the runbook rules that depend on the settings, which CRD rules cannot see.
     """
     user = userinfo.get("username", "")
-    previous = _annotations(old).get(names.CHANGED_BY)
+    before, now = _annotations(old), _annotations(body)
+    previous = before.get(names.CHANGED_BY)
     spec_changed = operation == "CREATE" or (old or {}).get("spec") != body.get("spec")
     if spec_changed:
         why = shadow_refusal((body.get("spec") or {}).get("shadow"), memo.settings.traffic)
         if why is not None:
             raise kopf.AdmissionError(why, code=FORBIDDEN)
-    wanted = user if spec_changed else previous
-    if _annotations(body).get(names.CHANGED_BY) != wanted:
+    authorship = write_author(user, before, now, memo.settings.approval.trusted_authors)
+    if authorship.refusal is not None:
+        raise kopf.AdmissionError(authorship.refusal, code=FORBIDDEN)
+    wanted = authorship.author if spec_changed else previous
+    if now.get(names.CHANGED_BY) != wanted:
         _set(patch, names.CHANGED_BY, wanted)
+    # Every change's author since production's revision: the webhook's record alone.
+    changes = before.get(names.AUTHORS)
+    if spec_changed:
+        revision = _revision(body.get("spec"))
+        if revision is not None:
+            changes = with_change(changes, revision, authorship.author)
+    if now.get(names.AUTHORS) != changes:
+        _set(patch, names.AUTHORS, changes)
+
+
+def _revision(spec: Any) -> str | None:
+    """The revision a written spec will have (None: the API server will refuse it anyway)."""
+    try:
+        return flavor_revision(FlavorSpec.model_validate(spec or {}))
+    except ValueError:
+        return None
 
 
 @kopf.on.mutate(names.GROUP, names.VERSION, "trains", id="trains")  # type: ignore[arg-type]
@@ -119,5 +150,6 @@ async def check_and_sign(
             user,
             tuple(groups),
             dt.datetime.now(dt.UTC).replace(microsecond=0),
+            round=rounds(TrainStatus.model_validate((old or {}).get("status") or {})),
         )
         _set(patch, record, sign(stamp, memo.secrets.signing_key))

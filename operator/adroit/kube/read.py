@@ -6,7 +6,8 @@ from typing import Any
 from adroit.api import names
 from adroit.api.flavor import FlavorSpec, FlavorStatus
 from adroit.api.train import TrainSpec, TrainStatus
-from adroit.plan.approvals import Stamp, verify
+from adroit.plan.approvals import Stamp, rounds, verify
+from adroit.plan.authorship import read_history
 from adroit.plan.quantity import mebibytes
 from adroit.plan.world import (
     ApprovalMark,
@@ -34,6 +35,7 @@ def flavor_view(item: dict[str, Any]) -> FlavorView:
         deleting="deletionTimestamp" in meta,
         has_finalizer=names.FINALIZER in finalizers,
         author=(meta.get("annotations") or {}).get(CHANGED_BY),
+        changes=read_history((meta.get("annotations") or {}).get(names.AUTHORS)),
         resource_version=meta["resourceVersion"],
         finalizers=finalizers,
     )
@@ -73,6 +75,16 @@ def _stamp(
     return stamp, None
 
 
+def _voided(stamp: Stamp, train: str) -> str:
+    key = names.APPROVED
+    return (
+        f"the approval by {stamp.user} was given before the train went back to Queued, and "
+        "staging was redone since: it is void. Approve again once the train is "
+        f"AwaitingApproval: kubectl annotate train {train} {key}- && "
+        f"kubectl annotate train {train} {key}=true"
+    )
+
+
 def _mark(stamp: Stamp | None) -> ApprovalMark | None:
     if stamp is None:
         return None
@@ -89,17 +101,25 @@ def train_view(
     meta = item["metadata"]
     annotations = meta.get("annotations") or {}
     args = (meta["namespace"], meta["name"], meta["uid"])
+    status = TrainStatus.model_validate(item.get("status") or {})
     approved, approval_problem = _stamp(annotations, names.APPROVED, signing_key, *args)
+    problem_reason = "ApprovalNotVerified"
+    if approved is not None and signing_key is not None and approved.round != rounds(status):
+        # Signed, but in an earlier round of this train: it covered that staging, once.
+        approval_problem = _voided(approved, meta["name"])
+        approved = None
+        problem_reason = "ApprovalVoided"
     override, override_problem = _stamp(annotations, names.OVERRIDE_WINDOW, signing_key, *args)
     aborted, _ = _stamp(annotations, names.ABORT, signing_key, *args)
     return TrainView(
         name=meta["name"],
         created_at=_timestamp(meta["creationTimestamp"]),
         spec=spec or TrainSpec.model_validate(item["spec"]),
-        status=TrainStatus.model_validate(item.get("status") or {}),
+        status=status,
         generation=int(meta.get("generation", 1)),
         approval=_mark(approved),
         approval_problem=approval_problem,
+        approval_problem_reason=problem_reason,
         abort=annotations.get(names.ABORT) == "true",
         abort_by=(aborted.user or None) if aborted else None,
         override_window=override is not None,

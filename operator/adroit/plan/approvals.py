@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from adroit.api import names
-from adroit.api.train import FINISHED, Phase, TrainSpec
+from adroit.api.train import FINISHED, Phase, TrainSpec, TrainStatus
 from adroit.plan.cars import needs_approval
 
 GUARDED = (names.APPROVED, names.OVERRIDE_WINDOW)  # need the verb `approve`
@@ -30,6 +30,20 @@ class Stamp:
     user: str
     groups: tuple[str, ...]
     at: datetime
+    # The train's round when it was given (see `rounds`): an approval covers one round.
+    round: int = 0
+
+
+def rounds(status: TrainStatus) -> int:
+    """How many times the train has entered Queued: once when created, again each time it
+    is sent back at window close. Its staging is redone in each round, and an approval
+    given in one round does not cover the next."""
+    count, previous = 0, None
+    for entry in status.history:
+        if entry.phase == Phase.QUEUED and previous != Phase.QUEUED:
+            count += 1
+        previous = entry.phase
+    return count
 
 
 def _b64(data: bytes) -> str:
@@ -51,6 +65,7 @@ def sign(stamp: Stamp, key: bytes) -> str:
             "user": stamp.user,
             "groups": list(stamp.groups),
             "at": stamp.at.isoformat(),
+            "round": stamp.round,
         },
         sort_keys=True,
         separators=(",", ":"),
@@ -80,6 +95,7 @@ def verify(
             data["user"],
             tuple(data["groups"]),
             datetime.fromisoformat(data["at"]),
+            int(data.get("round", 0)),
         )
     except (ValueError, KeyError, TypeError):
         return None
@@ -147,7 +163,9 @@ def refusal(req: Request) -> str | None:
                 f"{req.user} drives train {req.train} and may not {_verb(key)} it "
                 "(separation of duties): ask another approver"
             )
-        authored = sorted(c.flavor for c in req.spec.cars if c.author == req.user)
+        authored = sorted(
+            c.flavor for c in req.spec.cars if req.user in (c.author, *(c.authors or ()))
+        )
         if authored:
             return (
                 f"{req.user} made the change train {req.train} carries for "

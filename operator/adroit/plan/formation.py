@@ -15,9 +15,11 @@ from adroit.api import names
 from adroit.api.flavor import FlavorSpec
 from adroit.api.settings import Settings
 from adroit.api.train import ENDED_BADLY, MAX_CARS, Car, TrainSpec
+from adroit.plan.authorship import authors_since
 from adroit.plan.cars import CarError, images_for, snapshot_name
 from adroit.plan.render import Manifest
 from adroit.plan.revision import flavor_revision
+from adroit.plan.runbook import dropped_from
 from adroit.plan.world import FlavorView, World
 
 REVISION_LABEL = "adroit.dev/revision"
@@ -86,7 +88,7 @@ def _ended_badly(world: World, flavor: str, revision: str | None, image: str | N
     if latest is None:
         return False
     train, car = latest
-    if train.status.phase not in ENDED_BADLY:
+    if train.status.phase not in ENDED_BADLY and not dropped_from(train, flavor):
         return False
     if revision is None:
         return car.remove
@@ -127,6 +129,14 @@ def _since(view: FlavorView) -> datetime | None:
     )
 
 
+def _authors(view: FlavorView, running: str | None) -> list[str] | None:
+    """Everyone who changed the flavor since the revision that runs (and its last author)."""
+    authors = authors_since(view.changes, running)
+    if view.author and view.author not in authors:
+        authors.append(view.author)
+    return authors or None
+
+
 def _change(view: FlavorView, world: World, settings: Settings) -> tuple[Car, bool] | None:
     """The car a flavor's change needs, and whether it changes the flavor's definition."""
     name = view.name
@@ -149,7 +159,12 @@ def _change(view: FlavorView, world: World, settings: Settings) -> tuple[Car, bo
     if running is None or running.revision != revision:
         if _carried(world, name, revision, None) or _ended_badly(world, name, revision, None):
             return None
-        update = {"image": image, "shadow_image": shadow_image, "author": view.author}
+        update = {
+            "image": image,
+            "shadow_image": shadow_image,
+            "author": view.author,
+            "authors": _authors(view, running.revision if running is not None else None),
+        }
         return car.model_copy(update=update), True
     if image is None:
         return None

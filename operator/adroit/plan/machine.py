@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from adroit.api.settings import Settings
-from adroit.api.train import FINISHED, HistoryEntry, Phase, TrainStatus
+from adroit.api.train import FINISHED, Car, HistoryEntry, Phase, TrainStatus
 from adroit.plan.cars import (
     CarError,
     car_health,
@@ -22,6 +22,7 @@ from adroit.plan.cars import (
 from adroit.plan.converge import Health
 from adroit.plan.quantity import mebibytes
 from adroit.plan.render import Release, render_stage
+from adroit.plan.runbook import Breach, dropped_cars, runbook_breach
 from adroit.plan.stages import Stage, stage_namespace
 from adroit.plan.window import can_start_promotion, next_promotion_start, window_state
 from adroit.plan.world import TrainView, World
@@ -46,10 +47,14 @@ class IllegalTransition(AssertionError):
 
 
 def since(status: TrainStatus, phase: Phase) -> datetime | None:
-    for entry in reversed(status.history):
-        if entry.phase == phase:
-            return entry.at
-    return None
+    """When the train last entered `phase`. An entry in the phase the train already was in
+    is a note (a car that failed, an approval voided), not an entry into the phase."""
+    entered, previous = None, None
+    for entry in status.history:
+        if entry.phase == phase and previous != phase:
+            entered = entry.at
+        previous = entry.phase
+    return entered
 
 
 def _enter(
@@ -135,6 +140,8 @@ class Machine:
         self.status = view.status
         self.notices: list[Notice] = []
         self.failed: dict[str, str] = {}  # flavor -> why, for the car that failed
+        # Cars a runbook rule took out of the train: they go nowhere, the rest go on.
+        self.dropped: dict[str, Breach] = dropped_cars(view.status)
         self._healths: dict[Stage, dict[str, Health]] = {}
 
     # --- bookkeeping -----------------------------------------------------
@@ -163,6 +170,47 @@ class Machine:
             )
         )
 
+    def note(self, reason: str, message: str, *, notify: bool = True) -> None:
+        """Record something that happened without a change of phase: in the history, as a
+        Warning Event and, when `notify`, to the engineer."""
+        phase = Phase(self.status.phase or Phase.QUEUED)
+        entry = HistoryEntry(phase=phase, at=self.now, reason=reason, message=message)
+        self.status = self.status.model_copy(update={"history": [*self.status.history, entry]})
+        text = f"train {self.view.name} ({phase.value}, {reason}): {message}"
+        if notify:
+            text = f"@{self.view.spec.engineer}: {text}"
+        self.notices.append(Notice("Warning", reason, text, notify=notify))
+
+    def cars(self) -> list[Car]:
+        """The cars still on the train: every car but those a runbook rule took out."""
+        return [c for c in self.view.spec.cars if c.flavor not in self.dropped]
+
+    def check_runbook(self, when: str) -> bool:
+        """Take out each car that breaks a runbook rule against what production runs now,
+        saying so; True when no car is left (the train then ends Failed)."""
+        releases = self.releases()
+        for car in self.cars():
+            breach = runbook_breach(car, releases[car.flavor], self.world.production, self.settings)
+            if breach is None:
+                continue
+            self.dropped[car.flavor] = breach
+            self.note(
+                breach.reason,
+                f"{breach.message}. Checked {when}: the car is taken out of the train (its "
+                "flavor keeps what runs in production) and the rest of the train goes on",
+            )
+        if self.dropped and not self.cars():
+            breach = next(iter(self.dropped.values()))
+            self.enter(
+                Phase.FAILED,
+                "RunbookRefused",
+                f"every car breaks a runbook rule ({breach.message}); staging is put back to "
+                "what production runs",
+                warning=True,
+            )
+            return True
+        return False
+
     def wait(
         self,
         reason: str,
@@ -189,7 +237,7 @@ class Machine:
     def healths(self, stage: Stage) -> dict[str, Health]:
         """Each car's health in `stage` (computed once per step: the world does not change)."""
         if stage not in self._healths:
-            cars = self.view.spec.cars
+            cars = self.cars()
             if stage is Stage.PRODUCTION:
                 cars = [c for c in cars if goes_to_production(c)]
             releases = self.releases()
@@ -203,7 +251,7 @@ class Machine:
         """The cars whose writes to `stage` the API server refused, with its message."""
         if self.status.phase not in _WRITING[stage]:
             return {}
-        cars = self.view.spec.cars
+        cars = self.cars()
         if stage is Stage.PRODUCTION:
             cars = [c for c in cars if goes_to_production(c)]
         errors = self.world.errors
@@ -246,7 +294,8 @@ class Machine:
     # --- phases ----------------------------------------------------------
 
     def run(self) -> None:
-        if self.status.phase is None:
+        formed = self.status.phase is None
+        if formed:
             self.enter(Phase.QUEUED, "Created", f"queued with {len(self.view.spec.cars)} car(s)")
         phase = Phase(self.status.phase or Phase.QUEUED)
         if phase in FINISHED:
@@ -270,6 +319,8 @@ class Machine:
             self.releases()
         except CarError as error:
             self.enter(Phase.FAILED, error.reason, str(error), warning=True)
+            return
+        if formed and self.check_runbook("when the train formed"):
             return
         TRANSITIONS[phase].handler(self)
 
@@ -305,7 +356,22 @@ class Machine:
             "and the train departs again when the window opens",
             warning=True,
         )
+        self.void_approval("the deploy window closed before promotion (WindowClosed)")
         return True
+
+    def void_approval(self, why: str) -> None:
+        """An approval covers the staging it was given on, once: going back to Queued voids
+        it (the signed record names the departure it was given in, see plan.approvals)."""
+        mark = self.view.approval
+        if mark is None:
+            return
+        who = mark.by or "an unverified user"
+        self.status = self.status.model_copy(update={"approval": None})
+        self.note(
+            "ApprovalVoided",
+            f"the approval by {who} is void: {why}, and staging is redone when the train "
+            "departs again; a new approval is needed once it is AwaitingApproval again",
+        )
 
     def _staging_broken(self, reason: str, during: str) -> bool:
         broken = {f: h for f, h in self.healths(Stage.STAGING).items() if not h.available}
@@ -424,7 +490,7 @@ class Machine:
         existing = {w.name for w in self.world.production.workloads}
         ns = stage_namespace(Stage.PRODUCTION, self.settings.namespaces)
         needed, parts = 0, []
-        for car in self.view.spec.cars:
+        for car in self.cars():
             release = car_release(car, self.view.name, self.settings)
             if release is None or not goes_to_production(car):
                 continue
@@ -447,6 +513,8 @@ class Machine:
         )
 
     def promote_if_window(self, reason: str, message: str, by: str | None) -> None:
+        if self.check_runbook("before promotion"):
+            return
         shortfall = self.quota_shortfall()
         if shortfall is not None:
             self.wait("InsufficientQuota", f"{message}; {shortfall}")
@@ -470,7 +538,7 @@ class Machine:
             return
         mark = self.view.approval
         if mark is None and self.view.approval_problem:
-            self.wait("ApprovalNotVerified", self.view.approval_problem)
+            self.wait(self.view.approval_problem_reason, self.view.approval_problem)
             return
         if mark is None:
             self.wait(
@@ -492,7 +560,7 @@ class Machine:
             consequence="production keeps what it ran, staging is reverted",
         )
         if took is not None:
-            skipped = sum(1 for c in self.view.spec.cars if staging_only(c))
+            skipped = sum(1 for c in self.cars() if staging_only(c))
             extra = f"; {skipped} staging-only car(s) skipped" if skipped else ""
             self.enter(
                 Phase.DEPLOYED,

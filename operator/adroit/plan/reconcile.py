@@ -26,6 +26,7 @@ from adroit.plan.converge import Writes, converge
 from adroit.plan.flavors import flavor_status
 from adroit.plan.formation import Formation, Pruning, form_train, prune
 from adroit.plan.render import Manifest, Release, render_stage
+from adroit.plan.runbook import dropped_from
 from adroit.plan.stages import Stage, stage_namespace
 from adroit.plan.trains import TrainStep, step_trains
 from adroit.plan.world import FlavorView, World
@@ -76,7 +77,7 @@ class Plan:
 def staging_target(flavor: str, world: World, settings: Settings) -> Target | None:
     """What staging should run for the flavor (None: leave it as it is)."""
     held = world.on_tracks_car(flavor)
-    if held is not None:
+    if held is not None and not dropped_from(held[0], flavor):
         train, car = held
         return Target(car_release(car, train.name, settings))
     view = world.flavors.get(flavor)
@@ -84,7 +85,10 @@ def staging_target(flavor: str, world: World, settings: Settings) -> Target | No
         return Target(None)
     workloads, _ = world.staging.of(flavor)
     put_by = {w.release.train for w in workloads if w.release is not None}
-    if any(world.phase_of(name) not in (None, Phase.DEPLOYED) for name in put_by):
+    if any(
+        world.phase_of(name) not in (None, Phase.DEPLOYED) or _dropped(world, name, flavor)
+        for name in put_by
+    ):
         # Its train did not finish well (rolled back, aborted, failed, or requeued at
         # window close): staging goes back to what production runs.
         return Target(world.production.running_release(flavor))
@@ -96,7 +100,7 @@ def staging_target(flavor: str, world: World, settings: Settings) -> Target | No
 def production_target(flavor: str, world: World, settings: Settings) -> Target | None:
     """What production should run for the flavor (None: leave it as it is)."""
     held = world.on_tracks_car(flavor, Phase.PROMOTING)
-    if held is not None and goes_to_production(held[1]):
+    if held is not None and goes_to_production(held[1]) and not dropped_from(held[0], flavor):
         train, car = held
         return Target(car_release(car, train.name, settings))
     running = world.production.running_release(flavor)
@@ -109,6 +113,11 @@ def production_target(flavor: str, world: World, settings: Settings) -> Target |
     if put_by and all(world.phase_of(name) in ENDED_BADLY for name in put_by):
         return Target(None)  # a first promotion that failed: nothing of it may stay
     return None
+
+
+def _dropped(world: World, train: str, flavor: str) -> bool:
+    view = world.trains_by_name.get(train)
+    return view is not None and dropped_from(view, flavor)
 
 
 def stage_writes(flavor: str, stage: Stage, world: World, settings: Settings) -> Writes:

@@ -9,6 +9,7 @@ from adroit.plan.cars import goes_to_production, needs_approval
 from adroit.plan.conditions import set_condition
 from adroit.plan.converge import Health
 from adroit.plan.machine import since
+from adroit.plan.runbook import Breach
 from adroit.plan.world import TrainView
 
 
@@ -17,11 +18,25 @@ def car_statuses(
     status: TrainStatus,
     failed: Mapping[str, str],
     staging: Mapping[str, Health],
+    dropped: Mapping[str, Breach] | None = None,
 ) -> list[CarStatus]:
-    """Each car's state in each stage; `failed` says which car failed and why."""
+    """Each car's state in each stage; `failed` says which car failed and why, `dropped`
+    which cars a runbook rule took out of the train (Failed in both stages, for good)."""
     phase = Phase(status.phase or Phase.QUEUED)
     cars = []
     for car in view.spec.cars:
+        breach = (dropped or {}).get(car.flavor)
+        if breach is not None:
+            cars.append(
+                CarStatus(
+                    flavor=car.flavor,
+                    staging=CarState.FAILED,
+                    production=CarState.FAILED,
+                    reason=breach.reason,
+                    message=breach.message,
+                )
+            )
+            continue
         reason = message = None
         if car.flavor in failed:
             reason, message = "Failed", failed[car.flavor]
@@ -76,7 +91,7 @@ def with_conditions(view: TrainView, status: TrainStatus, now: datetime) -> Trai
     if approval is not None:
         approved = (True, "Approved", f"approved by {approval.by or 'an unverified user'}")
     elif view.approval_problem:
-        approved = (False, "ApprovalNotVerified", view.approval_problem)
+        approved = (False, view.approval_problem_reason, view.approval_problem)
     elif not needs_approval(view.spec):
         approved = (False, "NotRequired", "this train needs no approval")
     else:

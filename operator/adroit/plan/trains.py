@@ -34,7 +34,7 @@ def step_train(
     staging = machine.healths(Stage.STAGING) if phase in (Phase.STAGING, Phase.VERIFYING) else {}
     status = machine.status.model_copy(
         update={
-            "cars": car_statuses(view, machine.status, machine.failed, staging),
+            "cars": car_statuses(view, machine.status, machine.failed, staging, machine.dropped),
             "car_count": len(view.spec.cars),
             "observed_generation": view.generation,
         }

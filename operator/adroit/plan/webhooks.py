@@ -104,7 +104,7 @@ def webhook_configuration(
                 FLAVORS_PATH,
                 "Ignore",
                 "request.operation == 'CREATE' || object.spec != oldObject.spec || "
-                + _any_changed([names.CHANGED_BY]),
+                + _any_changed([names.CHANGED_BY, names.AUTHORS, names.AUTHOR]),
             ),
         ],
     }

@@ -151,6 +151,8 @@ class FlavorView:
     author: str | None = None
     resource_version: str = ""
     finalizers: tuple[str, ...] = ()
+    # Every change of the spec, (revision, author), oldest first (adroit.dev/authors).
+    changes: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,7 @@ class TrainView:
     abort: bool = False
     override_window: bool = False
     approval_problem: str | None = None  # why an approval annotation is not honoured
+    approval_problem_reason: str = "ApprovalNotVerified"  # or ApprovalVoided: approve again
     override_problem: str | None = None
     resource_version: str = ""
     uid: str = ""
