@@ -49,7 +49,7 @@ FORMATION_SETTLE = 0.25  # s without a Flavor change before a train forms: a bat
 # Between two passes over the trains, at least twice as long as the last one took: a
 # one-car train moves at once, a 2,000-car train does not spend the CPU the API server needs.
 TRAINS_PACE = 2.0
-WRITERS = 8  # writes in flight at once
+WRITERS = 16  # writes in flight at once
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,10 @@ def converge(flavor: str, plan: StagePlan | None, world: StageWorld) -> Writes:
             + tuple(Removal(o.kind, o.name, ns) for o in others)
         )
     found = _index(workloads, others)
+    if not found:
+        # A first rollout in this stage: nothing serves yet, so nothing has to keep serving
+        # while the Deployments come up. Everything at once saves a round trip per flavor.
+        return Writes(apply=plan.workloads + plan.routing)
     current = {_key(m): _current(m, found) for m in plan.workloads + plan.routing}
     changed = [m for m in plan.workloads if not current[_key(m)]]
     if changed or not _health(plan, found, current).available:
