@@ -27,6 +27,7 @@ from adroit.plan.approvals import (
 from adroit.plan.authorship import with_change, write_author
 from adroit.plan.revision import flavor_revision
 from adroit.plan.routes import shadow_refusal
+from adroit.plan.trust import catalog_refusal, owned_fields
 
 FORBIDDEN = 403
 
@@ -85,6 +86,20 @@ def _revision(spec: Any) -> str | None:
         return None
 
 
+def _refuse_what_only_the_operator_sets(spec: TrainSpec, settings: Settings) -> None:
+    owned = owned_fields(spec)
+    if owned:
+        raise kopf.AdmissionError(
+            f"{', '.join(owned)}: only the operator sets these, when it forms a train: leave "
+            "them out (images come from the settings' runtime catalog, authors from the "
+            "Flavors, revisions from the carried specs, and a train you create needs approval)",
+            code=FORBIDDEN,
+        )
+    why = catalog_refusal(spec, settings)
+    if why is not None:
+        raise kopf.AdmissionError(why, code=FORBIDDEN)
+
+
 @kopf.on.mutate(names.GROUP, names.VERSION, "trains", id="trains")  # type: ignore[arg-type]
 async def check_and_sign(
     body: kopf.Body,
@@ -107,6 +122,8 @@ async def check_and_sign(
     phase_text = ((old or body).get("status") or {}).get("phase")
     phase = Phase(phase_text) if phase_text else None
     spec = TrainSpec.model_validate(body.get("spec") or {})
+    if operation == "CREATE" and user != getattr(memo, "operator_user", None):
+        _refuse_what_only_the_operator_sets(spec, settings)
 
     for key in STAMPED:
         record = names.RECORDS[key]

@@ -19,8 +19,9 @@ BLOCKED = 0.05  # s: the admission webhook shares this event loop; longer is a b
 log = logging.getLogger("adroit.reconciler")
 
 
-async def run(settings: Settings, key: bytes | None = None) -> None:
-    """Reconcile until cancelled. `key` verifies signed approvals (None: the webhook is off)."""
+async def run(settings: Settings, key: bytes | None = None, stamps: bool = True) -> None:
+    """Reconcile until cancelled. `key` signs the trains the operator forms and verifies signed
+    records; `stamps` is False when the webhook is off (then annotations alone count)."""
     # Trains are stepped in a worker thread. With Python's default 5 ms switch interval,
     # the event loop waits that long for the GIL after each of its I/O calls while the worker
     # computes, and admission requests queue behind it; 1 ms keeps them quick.
@@ -28,7 +29,7 @@ async def run(settings: Settings, key: bytes | None = None) -> None:
     api = await connect()
     watchdog = asyncio.create_task(watch_the_loop(), name="adroit-loop-watchdog")
     try:
-        await Controller(api, settings, key).run()
+        await Controller(api, settings, key, stamps=stamps).run()
     finally:
         watchdog.cancel()
         await api.close()
@@ -48,7 +49,8 @@ async def watch_the_loop(every: float = 0.1) -> None:
 def start(memo: kopf.Memo) -> None:
     """Start the controller; called at the end of the operator's startup."""
     key = memo.secrets.signing_key if getattr(memo, "secrets", None) else None
-    memo.reconciler = asyncio.create_task(run(memo.settings, key), name="adroit-reconciler")
+    stamps = memo.settings.admission.enabled
+    memo.reconciler = asyncio.create_task(run(memo.settings, key, stamps), name="adroit-reconciler")
 
 
 @kopf.on.cleanup()

@@ -12,7 +12,7 @@ import kopf
 from adroit.api.settings import Settings, parse_settings
 from adroit.handlers import admission, reconciler
 from adroit.kube.admission import reviewer
-from adroit.kube.cluster import connect, describe_cluster
+from adroit.kube.cluster import connect, describe_cluster, whoami
 from adroit.kube.secrets import operator_secrets
 from adroit.kube.webhooks import WebhookServer, hosts_for, installed_configuration
 
@@ -73,13 +73,15 @@ async def configure(
         logger.warning(
             "namespace %r does not exist yet: create it before a train needs it", missing
         )
-    memo.secrets = None
+    # One client for the webhook's SubjectAccessReviews, for the operator's lifetime.
+    memo.api = await connect()
+    # The key signs the trains the operator forms, with or without the webhook.
+    memo.secrets = await operator_secrets(
+        memo.api, ns.control, ours.approval.signing_key_secret, hosts_for(ours.admission)
+    )
+    memo.operator_user = await whoami(memo.api)
+    logger.info("running as %s", memo.operator_user)
     if ours.admission.enabled:
-        # One client for the webhook's SubjectAccessReviews, for the operator's lifetime.
-        memo.api = await connect()
-        memo.secrets = await operator_secrets(
-            memo.api, ns.control, ours.approval.signing_key_secret, hosts_for(ours.admission)
-        )
         # The configuration is installed with the operator, which only puts its certificate
         # into it (WebhookServer); a missing one stops the start, saying how to install it.
         await installed_configuration(memo.api, ours)

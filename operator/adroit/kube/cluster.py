@@ -58,3 +58,21 @@ async def describe_cluster(api: client.ApiClient, namespaces: list[str]) -> Clus
         version=version.git_version,
         missing_namespaces=tuple(missing),
     )
+
+
+async def whoami(api: client.ApiClient) -> str:
+    """The user the API server knows this client as (a SelfSubjectReview)."""
+    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    answer = await api.call_api(
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        "POST",
+        body=review,
+        header_params={"Accept": "application/json", "Content-Type": "application/json"},
+        auth_settings=["BearerToken"],
+        _preload_content=False,
+    )
+    try:
+        data = await answer.json()
+    finally:
+        answer.release()
+    return str(((data.get("status") or {}).get("userInfo") or {}).get("username", ""))

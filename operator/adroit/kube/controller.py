@@ -24,7 +24,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from adroit.api import names
 from adroit.api.settings import Settings
-from adroit.api.train import FINISHED
+from adroit.api.train import FINISHED, TrainSpec
 from adroit.kube import act, rest
 from adroit.kube.informer import Informer
 from adroit.kube.notify import notify
@@ -39,6 +39,7 @@ from adroit.plan.reconcile import FinalizerAction, finalizer_action, stage_write
 from adroit.plan.render import DEPLOYMENT_LABEL
 from adroit.plan.stages import Stage
 from adroit.plan.trains import step_trains
+from adroit.plan.trust import SIGNATURE, signed_by_operator, train_signature, without_owned_fields
 from adroit.plan.world import FlavorView, Managed, StageWorld, TrainView, Workload, World
 
 log = logging.getLogger("adroit.reconciler")
@@ -98,8 +99,17 @@ def _version(rv: str) -> int:
 
 
 class Controller:
-    def __init__(self, api: client.ApiClient, settings: Settings, key: bytes | None) -> None:
-        self.api, self.settings, self.key = api, settings, key
+    def __init__(
+        self,
+        api: client.ApiClient,
+        settings: Settings,
+        key: bytes | None,
+        *,
+        stamps: bool = True,
+    ) -> None:
+        """`key` signs the trains the operator forms and checks the records of approvals;
+        `stamps`: the admission webhook writes those records (off: annotations alone count)."""
+        self.api, self.settings, self.key, self.stamps = api, settings, key, stamps
         ns = settings.namespaces
         self.errors: dict[tuple[str, Stage], str] = {}
         self.dirty: set[str] = set()
@@ -111,7 +121,8 @@ class Controller:
         # Changes that may form a train or end one, and how many of them formation has seen.
         self.changes_seen = 1
         self.changes_formed = 0
-        self._specs: dict[tuple[str, int], Any] = {}  # (train uid, generation) -> TrainSpec
+        # (train uid, generation, signature) -> the spec honoured, and the fields ignored
+        self._specs: dict[tuple[str, int, str | None], tuple[TrainSpec, tuple[str, ...]]] = {}
         self._notifications: set[asyncio.Task[None]] = set()
         # A stage's view is built again only after something in it changed.
         self._stage_changes: dict[Stage, int] = dict.fromkeys(Stage, 0)
@@ -173,11 +184,19 @@ class Controller:
 
     def _train(self, item: dict[str, Any]) -> TrainView:
         meta = item["metadata"]
-        cache_key = (meta["uid"], int(meta.get("generation", 1)))
-        spec = self._specs.get(cache_key)
-        view = train_view(item, self.key, spec)
-        self._specs[cache_key] = view.spec
-        return view
+        signature = (meta.get("annotations") or {}).get(SIGNATURE)
+        cache_key = (meta["uid"], int(meta.get("generation", 1)), signature)
+        honoured = self._specs.get(cache_key)
+        if honoured is None:
+            spec = TrainSpec.model_validate(item["spec"])
+            if self.key is not None and signed_by_operator(meta["name"], spec, signature, self.key):
+                honoured = (spec, ())
+            else:
+                untrusted = without_owned_fields(spec)
+                honoured = (untrusted.spec, untrusted.ignored)
+            self._specs[cache_key] = honoured
+        view = train_view(item, self.key if self.stamps else None, honoured[0])
+        return replace(view, ignored_fields=honoured[1]) if honoured[1] else view
 
     def _snapshot_changed(self, old: Any, new: Any) -> None:
         self._snapshot_changes += 1
@@ -568,6 +587,11 @@ class Controller:
 
         await asyncio.gather(*(snapshot(m) for m in formation.revisions))
         train = formation.train
+        if self.key is not None:
+            signature = train_signature(
+                formation.name, TrainSpec.model_validate(train["spec"]), self.key
+            )
+            train["metadata"].setdefault("annotations", {})[SIGNATURE] = signature
         done = await act.create(self.api, train)
         if done is not None:
             self.remember(self.trains, done)

@@ -297,11 +297,24 @@ class Machine:
         formed = self.status.phase is None
         if formed:
             self.enter(Phase.QUEUED, "Created", f"queued with {len(self.view.spec.cars)} car(s)")
+            if self.view.ignored_fields:
+                self.note(
+                    "UntrustedFieldsIgnored",
+                    "the operator did not form this train, so it does not honour the fields "
+                    f"only it may set: {', '.join(self.view.ignored_fields)}. Revisions come "
+                    "from the carried specs, images from the settings' runtime catalog, authors "
+                    "from the Flavors, and the train needs approval",
+                )
         phase = Phase(self.status.phase or Phase.QUEUED)
         if phase in FINISHED:
             return
         if self.view.abort:
-            who = f" by {self.view.abort_by}" if self.view.abort_by else ""
+            who = (
+                f" by {self.view.abort_by}"
+                if self.view.abort_by
+                else " by an unverified requester (the abort carries no signed record of who "
+                "asked; stopping is always allowed)"
+            )
             note = (
                 " (production keeps what each flavor runs now)" if phase is Phase.PROMOTING else ""
             )

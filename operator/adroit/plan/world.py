@@ -180,6 +180,8 @@ class TrainView:
     override_problem: str | None = None
     resource_version: str = ""
     uid: str = ""
+    # Operator-owned fields this train set without the operator's signature: not honoured.
+    ignored_fields: tuple[str, ...] = ()
 
     @property
     def order(self) -> tuple[datetime, str]:

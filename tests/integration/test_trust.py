@@ -1,0 +1,120 @@
+"""Fields only the operator may set, tried by bob with the webhook on and with it off."""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adroit.api.flavor import FlavorSpec
+from adroit.plan.revision import flavor_revision
+from tests.integration.operator import IMAGE, Operator, Webhook, own_operator
+from tests.kube import apply, eventually, kubectl
+
+EVIL = "registry.example/evil:latest"
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    hook = Webhook()
+    yield hook
+    hook.close()
+
+
+@pytest.fixture(params=["webhook", "no-webhook"])
+def op(request: pytest.FixtureRequest, tmp_path: Path, webhook: Webhook) -> Iterator[Operator]:
+    extra: dict[str, Any] = {}
+    if request.param == "no-webhook":
+        extra["admission"] = {"enabled": False}
+    with own_operator(tmp_path, webhook=webhook, **extra) as running:
+        running.start()
+        yield running
+
+
+def hand_made(op: Operator, name: str, engineer: str = "bob", **car: Any) -> dict[str, Any]:
+    """A Train as bob would write it, carrying one changed flavor."""
+    spec = op.flavor("ads", version="v2")["spec"]
+    revision = flavor_revision(FlavorSpec.model_validate(spec))
+    train_spec: dict[str, Any] = {"engineer": engineer}
+    if car.pop("runtimeRelease", False):
+        train_spec["runtimeRelease"] = True
+    train_spec["cars"] = [{"flavor": "ads", "revision": revision, "spec": spec, **car}]
+    return {
+        "apiVersion": "adroit.dev/v1alpha1",
+        "kind": "Train",
+        "metadata": {"name": name, "namespace": op.ns},
+        "spec": train_spec,
+    }
+
+
+def webhook_on(op: Operator) -> bool:
+    return op.admission_enabled()
+
+
+@pytest.mark.parametrize(
+    ("car", "field"),
+    [
+        ({"runtimeRelease": True}, "spec.runtimeRelease"),
+        ({"image": EVIL}, "spec.cars[0] (ads).image"),
+        ({"author": "mallory"}, "spec.cars[0] (ads).author"),
+    ],
+)
+def test_operator_owned_fields_are_refused_or_ignored(
+    op: Operator, car: dict[str, Any], field: str
+) -> None:
+    result = apply(hand_made(op, "by-hand", **car), user="bob", check=False)
+    if webhook_on(op):
+        assert result.returncode != 0
+        assert field in result.stderr
+        assert "only the operator sets" in result.stderr
+        return
+    # Without the webhook the train exists; the reconciler alone holds the gate.
+    assert result.returncode == 0, result.stderr
+    status = op.wait_phase("by-hand", "AwaitingApproval")["status"]
+    ignored = next(h for h in status["history"] if h["reason"] == "UntrustedFieldsIgnored")
+    assert field in ignored["message"]
+    [staged] = op.deployments("staging", "ads")
+    assert staged["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
+    assert op.deployments("production", "ads") == [], "it waits for a person"
+
+
+def test_a_runtime_missing_from_the_catalog_is_refused_or_fails(op: Operator) -> None:
+    train = hand_made(op, "odd-runtime")
+    train["spec"]["cars"][0]["spec"]["model"]["runtime"] = "tensorflow-9"
+    spec = FlavorSpec.model_validate(train["spec"]["cars"][0]["spec"])
+    train["spec"]["cars"][0]["revision"] = flavor_revision(spec)
+    result = apply(train, user="bob", check=False)
+    if webhook_on(op):
+        assert result.returncode != 0
+        assert "runtime tensorflow-9 is not in the settings' runtime catalog" in result.stderr
+        return
+    assert result.returncode == 0, result.stderr
+    status = op.wait_phase("odd-runtime", "Failed")["status"]
+    assert "tensorflow-9" in status["message"]
+
+
+def test_an_abort_stops_the_train_and_says_who_asked(op: Operator) -> None:
+    apply(hand_made(op, "to-abort"), user="bob")
+    op.wait_phase("to-abort", "AwaitingApproval")
+    kubectl("annotate", "train", "to-abort", "-n", op.ns, "adroit.dev/abort=true", user="alice")
+    status = op.wait_phase("to-abort", "Aborted")["status"]
+    entry = status["history"][-1]
+    if webhook_on(op):
+        assert entry["by"] == "alice"
+        assert "aborted by alice" in entry["message"]
+    else:
+        assert "unverified requester" in entry["message"]
+
+
+def test_notifications_are_escaped_for_slack(op: Operator, webhook: Webhook) -> None:
+    engineer = "<!channel> & <@U123>"
+    apply(hand_made(op, "loud", engineer=engineer), user="bob")
+    op.wait_phase("loud", "AwaitingApproval")
+    text = eventually(
+        lambda: next((t for t in webhook.texts if "loud" in t), None),
+        what="the notification",
+    )
+    assert "&lt;!channel&gt; &amp; &lt;@U123&gt;" in text
+    assert "<" not in text, json.dumps(text)
+    assert ">" not in text, json.dumps(text)
