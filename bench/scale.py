@@ -115,7 +115,9 @@ class Kube:
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=self.ssl, limit=64)
+                connector=aiohttp.TCPConnector(ssl=self.ssl, limit=64),
+                # A watch event is one line: a Train of 2,000 cars is about a megabyte.
+                read_bufsize=2**22,
             )
         return self._session
 
@@ -194,7 +196,7 @@ class Kube:
                             break  # 410 Gone, most likely: list again
                         if kind != "BOOKMARK":
                             on_event(kind, event["object"])
-            except (aiohttp.ClientError, TimeoutError, ApiError):
+            except (aiohttp.ClientError, TimeoutError, ApiError, ValueError):
                 await asyncio.sleep(0.5)
 
 
