@@ -96,7 +96,8 @@ def test_after_deployed_a_restart_writes_nothing(
     async def counting(
         self: aiohttp.ClientSession, method: str, url: Any, *args: Any, **kwargs: Any
     ) -> Any:
-        if method.upper() not in ("GET", "HEAD"):
+        # A SelfSubjectReview (who am I, asked at start) is a POST that stores nothing.
+        if method.upper() not in ("GET", "HEAD") and "selfsubjectreviews" not in str(url):
             writes.append((method.upper(), str(url)))
         return await original(self, method, url, *args, **kwargs)
 
