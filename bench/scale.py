@@ -58,6 +58,7 @@ from typing import Any
 
 import aiohttp
 import yaml
+from scratch import install_webhook_configuration
 
 REPO = Path(__file__).resolve().parents[1]
 FINISHED = {"Deployed", "RolledBack", "Aborted", "Failed"}
@@ -455,22 +456,6 @@ def setup_cluster(run: Run) -> None:
         "--clusterrole=cluster-admin",
         f"--serviceaccount={run.ns}:adroit-operator",
     )
-
-
-def install_webhook_configuration(path: Path) -> None:
-    """As an administrator installs it; the operator only puts its caBundle in."""
-    rendered = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "hack/cluster/webhook-configuration.py"),
-            "--settings",
-            str(path),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    kubectl("apply", "--server-side", "--field-manager=adroit-install", "-f", "-", stdin=rendered)
 
 
 def start_operator(run: Run, admin: Kube) -> None:

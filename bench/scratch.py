@@ -27,6 +27,18 @@ def kubectl(*args: str, stdin: str | None = None) -> str:
     return done.stdout
 
 
+def install_webhook_configuration(path: Path) -> None:
+    """As an administrator installs it for these settings; the operator only adds caBundle."""
+    script = REPO / "hack" / "cluster" / "webhook-configuration.py"
+    rendered = subprocess.run(
+        [sys.executable, str(script), "--settings", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    kubectl("apply", "--server-side", "--field-manager=adroit-install", "-f", "-", stdin=rendered)
+
+
 def wait(check: Callable[[], Any], timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while not check():

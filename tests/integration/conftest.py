@@ -3,6 +3,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.integration.operator import Webhook
 from tests.integration.users import bind_cluster_wide, bind_in, is_local_cluster
 from tests.kube import NAMESPACE, eventually, kubectl
 
@@ -44,3 +45,11 @@ def cluster() -> Iterator[None]:
     bind_in(NAMESPACE)
     yield
     kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    """A local Slack-compatible receiver for the operator's notifications."""
+    hook = Webhook()
+    yield hook
+    hook.close()

@@ -16,13 +16,6 @@ OTHER_IMAGE = "registry.local/adroit/serving-xgboost:1.7"
 
 
 @pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    hook = Webhook()
-    yield hook
-    hook.close()
-
-
-@pytest.fixture
 def op(tmp_path: Path, webhook: Webhook) -> Iterator[Operator]:
     with own_operator(
         tmp_path,

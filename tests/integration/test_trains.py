@@ -18,13 +18,6 @@ from tests.kube import FULL_RIDE, apply, eventually, kubectl
 
 
 @pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    hook = Webhook()
-    yield hook
-    hook.close()
-
-
-@pytest.fixture
 def op(tmp_path: Path, webhook: Webhook) -> Iterator[Operator]:
     with own_operator(tmp_path, webhook=webhook) as running:
         yield running

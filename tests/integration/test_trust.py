@@ -15,13 +15,6 @@ from tests.kube import apply, eventually, kubectl
 EVIL = "registry.example/evil:latest"
 
 
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    hook = Webhook()
-    yield hook
-    hook.close()
-
-
 @pytest.fixture(params=["webhook", "no-webhook"])
 def op(request: pytest.FixtureRequest, tmp_path: Path, webhook: Webhook) -> Iterator[Operator]:
     extra: dict[str, Any] = {}
