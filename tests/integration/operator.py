@@ -21,7 +21,7 @@ from kopf.testing import KopfRunner
 from adroit.api.settings import parse_settings
 from adroit.plan.webhooks import configuration_for
 from tests.integration.users import bind_in
-from tests.kube import apply, eventually, kubectl
+from tests.kube import REPO, apply, eventually, kubectl
 
 IMAGE = "registry.local/adroit/serving-sklearn:2022.10"
 
@@ -198,7 +198,32 @@ class Operator:
         hook = f"mutatingwebhookconfiguration/adroit-{self.ns}"
         kubectl("delete", hook, "--ignore-not-found", check=False)
 
+    def rbac(self) -> str:
+        """deploy/rbac/operator.yaml, for this operator's namespaces and names."""
+        text = (REPO / "deploy" / "rbac" / "operator.yaml").read_text()
+        text = text.replace("adroit-adroit", f"adroit-{self.ns}")
+        text = text.replace("adroit-staging", self.staging)
+        text = text.replace("adroit-production", self.production)
+        text = text.replace("namespace: adroit\n", f"namespace: {self.ns}\n")
+        text = text.replace("namespace: adroit}", f"namespace: {self.ns}}}")
+        text = text.replace("name: adroit-operator-stage", f"name: {self.ns}-operator-stage")
+        text = text.replace("name: adroit-operator\n", f"name: {self.ns}-operator\n")
+        return text.replace("name: adroit-operator,", f"name: {self.ns}-operator,")
+
     # --- looking at it ---------------------------------------------------
+
+    def events(self, train: str, field: str = "message") -> str:
+        """The train's Events, one field of each (message, reason), space-separated."""
+        return kubectl(
+            "get",
+            "events",
+            "-n",
+            self.ns,
+            "--field-selector",
+            f"involvedObject.name={train}",
+            "-o",
+            f"jsonpath={{.items[*].{field}}}",
+        ).stdout
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
         out = kubectl("get", kind, name, "-n", namespace or self.ns, "-o", "json")

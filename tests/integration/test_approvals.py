@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.integration.operator import Operator, own_operator
-from tests.kube import FULL_RIDE, REPO, apply, eventually, kubectl
+from tests.kube import FULL_RIDE, apply, eventually, kubectl
 
 
 @pytest.fixture
@@ -196,20 +196,8 @@ def test_malformed_annotations_are_refused(op: Operator) -> None:
     assert op.phase(train) == "AwaitingApproval"
 
 
-def _operator_rbac(op: Operator) -> str:
-    """deploy/rbac/operator.yaml, for this operator's namespaces and names."""
-    text = (REPO / "deploy" / "rbac" / "operator.yaml").read_text()
-    text = text.replace("adroit-adroit", f"adroit-{op.ns}")
-    text = text.replace("adroit-staging", op.staging).replace("adroit-production", op.production)
-    text = text.replace("namespace: adroit\n", f"namespace: {op.ns}\n")
-    text = text.replace("namespace: adroit}", f"namespace: {op.ns}}}")
-    text = text.replace("name: adroit-operator-stage", f"name: {op.ns}-operator-stage")
-    text = text.replace("name: adroit-operator\n", f"name: {op.ns}-operator\n")
-    return text.replace("name: adroit-operator,", f"name: {op.ns}-operator,")
-
-
 def test_the_operator_runs_a_train_as_its_own_service_account(op: Operator, tmp_path: Path) -> None:
-    rbac = _operator_rbac(op)
+    rbac = op.rbac()
     for wildcard in ("'*'", '"*"', "[*]"):
         assert wildcard not in rbac, "no wildcards"
     kubectl("apply", "-f", "-", stdin=rbac)

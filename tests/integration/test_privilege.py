@@ -51,22 +51,10 @@ def test_no_user_writes_webhook_configurations(user: str, verb: str, resource: s
     assert not can(verb, f"{resource}/adroit-adroit", user=user)
 
 
-def _operator_rbac(op: Operator) -> str:
-    """deploy/rbac/operator.yaml for this operator's namespaces, with names of its own."""
-    text = (REPO / "deploy" / "rbac" / "operator.yaml").read_text()
-    text = text.replace("adroit-adroit", f"adroit-{op.ns}")
-    text = text.replace("adroit-staging", op.staging).replace("adroit-production", op.production)
-    text = text.replace("namespace: adroit\n", f"namespace: {op.ns}\n")
-    text = text.replace("namespace: adroit}", f"namespace: {op.ns}}}")
-    text = text.replace("name: adroit-operator-stage", f"name: {op.ns}-operator-stage")
-    text = text.replace("name: adroit-operator\n", f"name: {op.ns}-operator\n")
-    return text.replace("name: adroit-operator,", f"name: {op.ns}-operator,")
-
-
 @pytest.fixture
 def op(tmp_path: Path) -> Iterator[Operator]:
     with own_operator(tmp_path) as running:
-        rbac = _operator_rbac(running)
+        rbac = running.rbac()
         kubectl("apply", "-f", "-", stdin=rbac)
         try:
             yield running

@@ -115,16 +115,7 @@ def test_a_refused_write_fails_its_car_and_nothing_else(
     assert car["staging"] == "Failed"
     assert poison in car["message"], "the API server's own message, in the car's status"
     assert poison in status["history"][-1]["message"]
-    events = kubectl(
-        "get",
-        "events",
-        "-n",
-        op.ns,
-        "--field-selector",
-        f"involvedObject.name={train}",
-        "-o",
-        "jsonpath={.items[*].message}",
-    ).stdout
+    events = op.events(train)
     assert poison in events
     assert any(poison in text and train in text for text in webhook.texts), webhook.texts
     assert op.deployments("staging", "poison") == []

@@ -87,16 +87,7 @@ def test_readme_flow_from_apply_to_deployed(op: Operator, webhook: Webhook) -> N
     table = kubectl("get", "trains", "-n", op.ns).stdout
     assert "Deployed" in table
     assert engineer in table
-    events = kubectl(
-        "get",
-        "events",
-        "-n",
-        op.ns,
-        "--field-selector",
-        f"involvedObject.name={train}",
-        "-o",
-        "jsonpath={.items[*].reason}",
-    ).stdout
+    events = op.events(train, "reason")
     assert {"Created", "Departed", "StagingAvailable", "Verified", "Approved", "Promoted"} <= set(
         events.split()
     )

@@ -64,10 +64,6 @@ class FlavorWork:
     status: tuple[dict[str, Any], dict[str, Any]] | None = None
 
 
-class Retry(Exception):
-    """The key could not be finished for a passing reason; try it again after a backoff."""
-
-
 def _pod_of(item: dict[str, Any]) -> dict[str, Any]:
     """A pod, reduced to what explains a Deployment that is not available."""
     meta = item["metadata"]
@@ -426,24 +422,26 @@ class Controller:
         of one key ever stops the others."""
         try:
             await work()
-        except (Retry, ApiException, aiohttp.ClientError, TimeoutError, ConnectionError) as error:
-            delay = min(MAX_BACKOFF, self.backoff.get(key, 0.0) * 2 or 0.5)
-            self.backoff[key] = delay
-            self.retry_at[key] = time.monotonic() + delay
-            self.dirty.add(key)
+        except (ApiException, aiohttp.ClientError, TimeoutError, ConnectionError) as error:
+            delay = self._back_off(key)
             what = "the trains" if key == TRAINS else f"flavor {key}"
             log.warning("%s: %s; trying again in %.1fs", what, _describe(error), delay)
             return
-        except Exception:
-            delay = min(MAX_BACKOFF, self.backoff.get(key, 0.0) * 2 or 1.0)
-            self.backoff[key] = delay
-            self.retry_at[key] = time.monotonic() + delay
-            self.dirty.add(key)
+        except Exception:  # a bug: say so loudly, and keep every other key going
+            delay = self._back_off(key)
             log.exception("reconciling %s failed; trying again in %.1fs", key, delay)
             return
         self.backoff.pop(key, None)
         self.retry_at.pop(key, None)
         await asyncio.sleep(0)  # let the webhook and the watches in between keys
+
+    def _back_off(self, key: str) -> float:
+        """Look at `key` again after twice its last delay (0.5 s first, 10 s at most)."""
+        delay = min(MAX_BACKOFF, self.backoff.get(key, 0.0) * 2 or 0.5)
+        self.backoff[key] = delay
+        self.retry_at[key] = time.monotonic() + delay
+        self.dirty.add(key)
+        return delay
 
     # --- one flavor ------------------------------------------------------
 
