@@ -598,6 +598,12 @@ class Controller:
         done = await act.create(self.api, train)
         if done is not None:
             self.remember(self.trains, done)
+            meta = done["metadata"]
+            done = await act.forget_managed_fields(
+                self.api, "Train", meta["namespace"], meta["name"]
+            )
+            if done is not None:
+                self.remember(self.trains, done)
             log.info(
                 "formed train %s with %d car(s)",
                 train["metadata"]["name"],
