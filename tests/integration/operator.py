@@ -37,12 +37,20 @@ class Webhook:
 
     def __init__(self) -> None:
         self.texts: list[str] = []
-        received = self.texts
+        self.attempts = 0
+        self.failing = 0  # the next this many requests are answered 503 (a webhook that is down)
+        hook = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                received.append(json.loads(body)["text"])
+                hook.attempts += 1
+                if hook.failing > 0:
+                    hook.failing -= 1
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                hook.texts.append(json.loads(body)["text"])
                 self.send_response(200)
                 self.end_headers()
 

@@ -129,6 +129,7 @@ class Controller:
         # (train uid, generation, signature) -> the spec honoured, and the fields ignored
         self._specs: dict[tuple[str, int, str | None], tuple[TrainSpec, tuple[str, ...]]] = {}
         self._notifications: set[asyncio.Task[None]] = set()
+        self.notifications_failed = 0  # messages the notification webhook never took
         # A stage's view is built again only after something in it changed.
         self._stage_changes: dict[Stage, int] = dict.fromkeys(Stage, 0)
         self._stage_views: dict[Stage, tuple[int, StageWorld]] = {}
@@ -578,7 +579,7 @@ class Controller:
                 await self._post_event(train, control, notice)
                 url = self.settings.notifications.webhook_url
                 if notice.notify and url:
-                    task = asyncio.create_task(notify(str(url), notice.message))
+                    task = asyncio.create_task(self._notify(train, str(url), notice))
                     self._notifications.add(task)
                     task.add_done_callback(self._notifications.discard)
         if steps:
@@ -632,6 +633,20 @@ class Controller:
                 train["metadata"]["name"],
                 len(train["spec"]["cars"]),
             )
+
+    async def _notify(self, train: TrainView, url: str, notice: Notice) -> None:
+        """Tell the engineer; a message the webhook never took is counted and is an Event."""
+        why = await notify(url, notice.message)
+        if why is None:
+            return
+        self.notifications_failed += 1
+        failed = Notice(
+            "Warning",
+            "NotificationFailed",
+            f"the notification of {notice.reason} was not delivered: {why}. It said: "
+            f"{notice.message}",
+        )
+        await self._post_event(train, self.settings.namespaces.control, failed)
 
     async def _post_event(self, train: TrainView, namespace: str, notice: Notice) -> None:
         involved = {
