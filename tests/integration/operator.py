@@ -100,7 +100,7 @@ class Operator:
             self.settings["notifications"] = {"webhookUrl": webhook.url}
         self.path = tmp / f"settings-{suffix}.yaml"
         self.runner: KopfRunner | None = None
-        self.process: subprocess.Popen[bytes] | None = None
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.log = tmp / f"operator-{suffix}.log"
         for name in (self.ns, self.staging, self.production):
             kubectl("create", "namespace", name)
@@ -155,14 +155,15 @@ class Operator:
             assert runner.exit_code == 0, runner.output
             assert runner.exception is None, runner.exception
 
-    def spawn(self, kubeconfig: Path | None = None) -> None:
-        """Run `adroit run` as its own process, as in a cluster, to kill it at will."""
+    def spawn(self, kubeconfig: Path | None = None, replica: str = "replica-0") -> None:
+        """Run `adroit run` as its own process, as in a cluster, to kill it at will; several
+        replicas may run at once, each named as its pod would be (POD_NAME)."""
         self.write_settings()
-        env = dict(os.environ)
+        env = dict(os.environ, POD_NAME=replica)
         if kubeconfig is not None:
             env["KUBECONFIG"] = str(kubeconfig)
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
+            self.processes[replica] = subprocess.Popen(
                 [sys.executable, "-m", "adroit", "run", "--settings", str(self.path)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -171,12 +172,14 @@ class Operator:
             )
         self.wait_ready()
 
-    def kill(self) -> None:
-        """SIGKILL: no cleanup, no last words, like a node that dies."""
-        if self.process is not None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=30)
-            self.process = None
+    def kill(self, replica: str | None = None) -> None:
+        """SIGKILL (one replica, or every one): no cleanup, no last words, like a node that
+        dies."""
+        for name in [replica] if replica else list(self.processes):
+            process = self.processes.pop(name, None)
+            if process is not None:
+                process.send_signal(signal.SIGKILL)
+                process.wait(timeout=30)
 
     def cleanup(self) -> None:
         self.stop()

@@ -206,6 +206,39 @@ class Admission(Section):
     )
 
 
+class LeaderElection(Section):
+    """Several replicas: one leader reconciles, every replica serves the webhook."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Reconcile only while holding the Lease; off: this process always does.",
+    )
+    lease_name: str = Field(
+        default="adroit-leader", description="The Lease, in the control namespace."
+    )
+    lease_duration: Duration = Field(
+        default=timedelta(seconds=15),
+        description="How long others wait, after the holder last renewed, to take the Lease.",
+    )
+    renew_deadline: Duration = Field(
+        default=timedelta(seconds=10),
+        description="The leader stops reconciling when it could not renew for this long.",
+    )
+    retry_period: Duration = Field(
+        default=timedelta(seconds=2), description="How often the Lease is tried or renewed."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "LeaderElection":
+        if not self.retry_period < self.renew_deadline < self.lease_duration:
+            raise ValueError(
+                "leaderElection needs retryPeriod < renewDeadline < leaseDuration (as "
+                "controller-runtime: 2s < 10s < 15s), or a leader could be deposed while it "
+                "still reconciles"
+            )
+        return self
+
+
 class Settings(Section):
     namespaces: Namespaces = Field(default_factory=Namespaces)
     deploy_window: DeployWindow = Field(default_factory=DeployWindow)
@@ -218,6 +251,7 @@ class Settings(Section):
     notifications: Notifications = Field(default_factory=Notifications)
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
     admission: Admission = Field(default_factory=Admission)
+    leader_election: LeaderElection = Field(default_factory=LeaderElection)
     train_history_limit: int = Field(
         default=50,
         ge=0,

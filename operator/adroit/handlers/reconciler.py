@@ -15,6 +15,7 @@ import kopf
 from adroit.api.settings import Settings
 from adroit.kube.cluster import connect
 from adroit.kube.controller import Controller
+from adroit.kube.leader import Elector
 
 BLOCKED = 0.05  # s: the admission webhook shares this event loop; longer is a bug to find
 FREEZE_EVERY = 10.0  # s between two collections of what is new on the heap (then frozen)
@@ -32,7 +33,14 @@ async def run(settings: Settings, key: bytes | None = None, stamps: bool = True)
     watchdog = asyncio.create_task(watch_the_loop(), name="adroit-loop-watchdog")
     heap = asyncio.create_task(freeze_the_heap(), name="adroit-heap")
     try:
-        await Controller(api, settings, key, stamps=stamps).run()
+
+        async def reconcile() -> None:
+            await Controller(api, settings, key, stamps=stamps).run()
+
+        if settings.leader_election.enabled:
+            await Elector(api, settings.namespaces.control, settings.leader_election).run(reconcile)
+        else:
+            await reconcile()
     finally:
         watchdog.cancel()
         heap.cancel()

@@ -43,6 +43,7 @@ KINDS = {
     "Pod": Kind("api/v1", "pods"),
     "ResourceQuota": Kind("api/v1", "resourcequotas"),
     "Event": Kind("api/v1", "events"),
+    "Lease": Kind("apis/coordination.k8s.io/v1", "leases"),
     "PodDisruptionBudget": Kind("apis/policy/v1", "poddisruptionbudgets"),
     "HTTPRoute": Kind("apis/gateway.networking.k8s.io/v1", "httproutes"),
     "VirtualService": Kind("apis/networking.istio.io/v1", "virtualservices"),

@@ -142,7 +142,12 @@ class WebhookServer(kopf.WebhookServer):
         await runner.setup()
         try:
             site = aiohttp.web.TCPSite(
-                runner, self.addr or None, self.port, ssl_context=context, reuse_address=True
+                runner,
+                self.addr or None,
+                self.port,
+                ssl_context=context,
+                reuse_address=True,
+                reuse_port=True,  # replicas on one host share the port, the kernel balances
             )
             await site.start()
             # Only once it listens, so that a caBundle in place means requests are answered.
