@@ -311,7 +311,7 @@ class Prediction(Resource):
         default=None,
         max_length=MAX_BODY,
         description="The request's JSON body, inline (v2: an inference request with inputs; "
-        "v1: {\"instances\": ...}).",
+        'v1: {"instances": ...}).',
     )
     body_from: ConfigMapKey | None = Field(
         default=None,
@@ -402,7 +402,6 @@ class Verification(Resource):
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
     load: LoadCheck | None = Field(default=None, description="A short load check.")
-
 
 
 class FlavorSpec(Resource):

@@ -283,7 +283,9 @@ class ShadowComparison(Section):
         description="A latency in seconds, e.g. a mean or a p99.",
     )
     max_error_ratio_increase: float = Field(
-        default=0.005, ge=0, description="The shadow's error ratio may exceed the primary's by this."
+        default=0.005,
+        ge=0,
+        description="How far the shadow's error ratio may exceed the primary's (0 to 1).",
     )
     max_latency_increase_percent: float = Field(
         default=20, ge=0, description="The shadow's latency may exceed the primary's by this %."

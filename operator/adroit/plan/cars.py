@@ -46,7 +46,7 @@ def runtime_image(flavor: str, runtime: str | None, settings: Settings) -> str:
 def serving_of(runtime: Runtime) -> Runtime | None:
     """What a Deployment needs to know of its runtime beyond the image (None: nothing, as for
     a plain image string, so that its pods and name stay as they were)."""
-    plain = runtime.model_construct(image=runtime.image)
+    plain = Runtime(image=runtime.image)
     return None if runtime == plain else runtime
 
 

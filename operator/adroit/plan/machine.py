@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from adroit.api.settings import Settings
-from adroit.api.train import FINISHED, Car, HistoryEntry, Phase, TrainStatus
+from adroit.api.train import FINISHED, Car, HistoryEntry, Phase, TrainSpec, TrainStatus
 from adroit.plan.cars import (
     CarError,
     car_health,
@@ -25,7 +25,7 @@ from adroit.plan.render import Release, render_stage
 from adroit.plan.runbook import Breach, dropped_cars, runbook_breach
 from adroit.plan.stages import Stage, stage_namespace
 from adroit.plan.window import can_start_promotion, next_promotion_start, window_state
-from adroit.plan.world import TrainView, World
+from adroit.plan.world import CheckResults, TrainView, Verdict, World
 
 NOTIFY_ENGINEER = frozenset(
     {Phase.AWAITING_APPROVAL, Phase.DEPLOYED, Phase.ROLLED_BACK, Phase.ABORTED, Phase.FAILED}
@@ -142,6 +142,8 @@ class Machine:
         self.failed: dict[str, str] = {}  # flavor -> why, for the car that failed
         # Cars a runbook rule took out of the train: they go nowhere, the rest go on.
         self.dropped: dict[str, Breach] = dropped_cars(view.status)
+        # The verification check that failed a car, for its status (plan.verification).
+        self.check_failures: dict[str, Verdict] = {}
         self._healths: dict[Stage, dict[str, Health]] = {}
 
     # --- bookkeeping -----------------------------------------------------
@@ -470,15 +472,39 @@ class Machine:
             return
         started = since(self.status, Phase.VERIFYING) or self.now
         until = started + self.settings.timeouts.verify_for
+        checked = self.verification_results(until)
+        if self._check_failed(checked):
+            return
         if self.now < until:
+            extra = " and pass its verification checks" if checked else ""
             self.wait(
                 "Verifying",
-                f"staging must stay healthy for {_seconds(self.settings.timeouts.verify_for)}, "
-                f"until {_clock(until)}",
+                f"staging must stay healthy for {_seconds(self.settings.timeouts.verify_for)}"
+                f"{extra}, until {_clock(until)}",
                 verifying_until=until,
             )
             return
+        pending = [f for f, results in checked.items() if results is None or not results.finished]
+        if pending:
+            self.wait(
+                "WaitingForChecks",
+                f"the verification time is up; waiting for the checks of {', '.join(pending)}",
+                verifying_until=until,
+            )
+            return
+        self._verified(checked)
+
+    def _verified(self, checked: Mapping[str, CheckResults | None]) -> None:
         spec = self.view.spec
+        self._verified_next(spec)
+        if self.status.phase == Phase.VERIFYING:
+            return  # still waiting (for the promotion window, for quota)
+        for results in checked.values():
+            for verdict in results.verdicts if results else ():
+                if verdict.passed and verdict.reason:  # passed, with a remark
+                    self.note(verdict.reason, verdict.message, notify=False)
+
+    def _verified_next(self, spec: TrainSpec) -> None:
         if all(staging_only(c) for c in spec.cars):
             self.enter(
                 Phase.DEPLOYED,
@@ -494,6 +520,36 @@ class Machine:
             )
         else:
             self.promote_if_window("ContinuousDeployment", "runtime release verified", by=None)
+
+    def verification_results(self, until: datetime) -> dict[str, CheckResults | None]:
+        """This round's check results of each car that has checks (None: none yet)."""
+        found: dict[str, CheckResults | None] = {}
+        for car in self.cars():
+            if car.spec is not None and car.spec.verification is not None:
+                results = self.world.checks.get((self.view.name, car.flavor))
+                found[car.flavor] = results if results and results.until == until else None
+        return found
+
+    def _check_failed(self, checked: Mapping[str, CheckResults | None]) -> bool:
+        """Roll the train back when a verification check of one of its cars failed."""
+        failed: dict[str, Verdict] = {}
+        for flavor, results in checked.items():
+            for verdict in results.verdicts if results else ():
+                if not verdict.passed:
+                    failed.setdefault(flavor, verdict)
+        if not failed:
+            return False
+        for flavor, verdict in failed.items():
+            self.failed[flavor] = verdict.message
+            self.check_failures[flavor] = verdict
+        flavor, verdict = next(iter(failed.items()))
+        self.enter(
+            Phase.ROLLED_BACK,
+            verdict.reason,
+            f"{verdict.message}; staging is put back to what production runs",
+            warning=True,
+        )
+        return True
 
     def quota_shortfall(self) -> str | None:
         """Why production's ResourceQuota cannot take what the promotion adds, if it cannot."""
