@@ -74,7 +74,11 @@ def pod_template(release: Release, stage: Stage) -> Manifest:
     env = [
         {"name": "MODEL_NAME", "value": model.name},
         {"name": "MODEL_VERSION", "value": model.version},
-        {"name": "MODEL_CONFIG_PATH", "value": model.config_path or ""},
+        # The API server drops an empty value: leave it out, or the object never matches.
+        {
+            "name": "MODEL_CONFIG_PATH",
+            **({"value": model.config_path} if model.config_path else {}),
+        },
         {"name": "ADROIT_FLAVOR", "value": release.flavor},
         {"name": "SERVING_PROCESSES", "value": str(spec.instances.procs_per_container)},
     ]
