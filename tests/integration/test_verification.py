@@ -51,18 +51,14 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    endpoints = dict(
-        line.split("=", 1) for line in (folder / "endpoints.env").read_text().split()
-    )
+    endpoints = dict(line.split("=", 1) for line in (folder / "endpoints.env").read_text().split())
     yield endpoints
     subprocess.run([str(HACK / "down.sh"), str(folder)], check=False, timeout=60)
 
 
 def settings_for(servers: dict[str, str], **verification: Any) -> dict[str, Any]:
     return {
-        "runtimes": {
-            RUNTIME: {"image": "registry.local/adroit/mlserver:1.7.1", "protocol": "v2"}
-        },
+        "runtimes": {RUNTIME: {"image": "registry.local/adroit/mlserver:1.7.1", "protocol": "v2"}},
         "defaultRuntime": RUNTIME,
         # Short, and long enough for Prometheus (scraping every second) to see the requests.
         "timeouts": {"verifyFor": "5s"},
@@ -149,9 +145,9 @@ def test_a_good_model_passes_its_predictions_load_and_metrics(op: Operator) -> N
     )
     train = ship_until(op, manifest, "AwaitingApproval")
     assert train["status"]["cars"][0]["staging"] == "Verified"
-    container = op.deployments("staging", "iris-good")[0]["spec"]["template"]["spec"][
-        "containers"
-    ][0]
+    container = op.deployments("staging", "iris-good")[0]["spec"]["template"]["spec"]["containers"][
+        0
+    ]
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/models/iris/ready"
     assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     kubectl("annotate", "train", train["metadata"]["name"], "-n", op.ns, "adroit.dev/abort=true")
@@ -177,7 +173,8 @@ def test_a_server_error_rolls_the_train_back(op: Operator, notices: Webhook) -> 
     train = ship_until(op, manifest, "RolledBack")
     car = failed_car(train)
     assert car["check"]["httpStatus"] == 500
-    assert "HTTP 500" in car["message"] and "expected 200" in car["message"]
+    assert "HTTP 500" in car["message"]
+    assert "expected 200" in car["message"]
     assert "feature store is unreachable" in car["check"]["response"]
     told(op, notices, train["metadata"]["name"], "feature store is unreachable")
 
@@ -193,9 +190,7 @@ def test_a_slow_model_rolls_the_train_back(op: Operator, notices: Webhook) -> No
     told(op, notices, train["metadata"]["name"], "over its latency budget of 500ms")
 
 
-def test_a_metric_above_its_threshold_rolls_the_train_back(
-    op: Operator, notices: Webhook
-) -> None:
+def test_a_metric_above_its_threshold_rolls_the_train_back(op: Operator, notices: Webhook) -> None:
     mean_latency = (
         'max(model_infer_request_duration_sum{model="$model"}'
         ' / model_infer_request_duration_count{model="$model"})'
@@ -237,7 +232,8 @@ def test_prometheus_down_follows_the_setting(
         manifest = checked_flavor(op, "iris-lenient", "iris", metrics=[metric])
         train = ship_until(op, manifest, "AwaitingApproval")
         notes = [h for h in train["status"]["history"] if h["reason"] == "MetricsUnavailable"]
-        assert notes and "passed, as the setting" in notes[0]["message"]
+        assert notes
+        assert "passed, as the setting" in notes[0]["message"]
 
 
 def test_the_api_server_refuses_a_load_check_without_predictions(op: Operator) -> None:
