@@ -17,7 +17,9 @@ venv="$("$here/mlserver.sh")"
 if [[ -f "$dir/pids" ]]; then "$here/down.sh" "$dir"; fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-http=$(free_port); grpc=$(free_port); metrics=$(free_port); prom=$(free_port)
+# MLSERVER_PORT and PROMETHEUS_PORT fix the two ports people use (make verification-up).
+http=${MLSERVER_PORT:-$(free_port)}; prom=${PROMETHEUS_PORT:-$(free_port)}
+grpc=$(free_port); metrics=$(free_port)
 
 rm -rf "$dir/models"
 "$venv/bin/python" "$here/models.py" "$dir/models"
