@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 
 from adroit.api.flavor import LoadCheck, MetricCheck, Prediction, Verification
-from adroit.api.settings import ShadowComparison, parse_settings
+from adroit.api.settings import parse_settings
 from adroit.api.train import Car, CarState, Phase
 from adroit.plan.cars import car_release
 from adroit.plan.render import Release, Stage, render_stage
 from adroit.plan.verification import (
     Answer,
     CarChecks,
+    ShadowSoak,
     SideNumbers,
     checks_due,
     judge_load,
@@ -26,6 +27,8 @@ from adroit.plan.verification import (
     metric_query,
     samples_of,
     seconds,
+    side_numbers,
+    soaks_due,
 )
 from adroit.plan.world import CheckResults, Verdict, World
 from tests.unit.sim import Sim, spec
@@ -36,6 +39,11 @@ SETTINGS = parse_settings(
     + "deployWindow: {alwaysOpen: true}\n"
     + "timeouts: {stagingTimeout: 2m, verifyFor: 30s, promotionLeadTime: 0s}\n"
     + "verification: {endpoint: 'http://127.0.0.1:9000/{stage}/{service}'}\n"
+)
+LENIENT = SETTINGS.model_copy(
+    update={
+        "verification": SETTINGS.verification.model_copy(update={"on_metrics_unavailable": "pass"})
+    }
 )
 BODY = json.dumps({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1]}]})
 
@@ -207,14 +215,7 @@ def test_no_metric_data_fails_by_default_and_passes_when_the_setting_says(
     assert strict.reason == "MetricsUnavailable"
     assert says in strict.message
     assert "onMetricsUnavailable" in strict.message
-    lenient = SETTINGS.model_copy(
-        update={
-            "verification": SETTINGS.verification.model_copy(
-                update={"on_metrics_unavailable": "pass"}
-            )
-        }
-    )
-    passed = judge_metric(check(), metric, samples, lenient)
+    passed = judge_metric(check(), metric, samples, LENIENT)
     assert passed.passed
     assert passed.reason == "MetricsUnavailable"
 
@@ -226,17 +227,33 @@ def test_a_query_is_filled_in_for_the_car() -> None:
     )
 
 
+def soak(minutes: int = 30) -> ShadowSoak:
+    at = datetime(2026, 11, 23, tzinfo=UTC)
+    return ShadowSoak("t1", "ads", "ads-p", "ads-s", "prod", timedelta(minutes=minutes), at)
+
+
 def test_a_worse_shadow_is_refused_with_both_sides_numbers() -> None:
-    rules = ShadowComparison(soak_time=timedelta(minutes=30))
     primary = SideNumbers(error_ratio=0.001, latency=0.050)
-    assert judge_shadow("ads", primary, SideNumbers(0.002, 0.055), rules).passed
-    worse = judge_shadow("ads", primary, SideNumbers(0.02, 0.090), rules)
+    assert judge_shadow(soak(), primary, SideNumbers(0.002, 0.055), SETTINGS).passed
+    worse = judge_shadow(soak(), primary, SideNumbers(0.02, 0.090), SETTINGS)
     assert not worse.passed
     assert worse.reason == "ShadowWorseThanPrimary"
     assert "error ratio more than 0.005 above the primary's" in worse.message
     assert "latency more than 20% above the primary's" in worse.message
     assert "shadow: error ratio 0.0200, latency 90 ms" in worse.message
     assert "primary: error ratio 0.0010, latency 50 ms, over the last 1800s" in worse.message
+
+
+def test_a_shadow_without_numbers_follows_the_setting() -> None:
+    sides = side_numbers("no data: the query returned no sample", [({}, 0.1)])
+    refused = judge_shadow(soak(), SideNumbers(0.0, 0.05), sides, SETTINGS)
+    assert not refused.passed
+    assert refused.reason == "ShadowNotCompared"
+    assert "the shadow's numbers: no data" in refused.message
+    assert judge_shadow(soak(), SideNumbers(0.0, 0.05), sides, LENIENT).passed
+    assert soak().query('x{deployment="$deployment"}[$window]', "ads-s") == (
+        'x{deployment="ads-s"}[1800s]'
+    )
 
 
 def test_a_runtime_with_a_protocol_gets_probes_and_a_plain_image_stays_as_it_was() -> None:
@@ -356,3 +373,54 @@ def test_results_of_an_earlier_round_do_not_count() -> None:
     sim.checks[due.key] = stale
     sim.run(5)
     assert sim.phase(train) == Phase.VERIFYING
+
+
+def test_a_shadow_gets_live_traffic_only_after_it_compares_well() -> None:
+    config = SETTINGS.model_copy(
+        update={
+            "verification": SETTINGS.verification.model_copy(
+                update={
+                    "prometheus_url": "http://prometheus:9090",
+                    "shadow": SETTINGS.verification.shadow.model_copy(
+                        update={"soak_time": timedelta(minutes=10)}
+                    ),
+                }
+            )
+        }
+    )
+    sim = CheckingSim()
+    sim.settings = config
+    mirrored = spec("v1", shadow={"model": {"version": "v2"}, "mirrorPercent": 10})
+    sim.apply_flavor("ads", mirrored)
+    sim.run(40)
+    first = sim.only_train()
+    sim.approve(first)
+    sim.run(10)
+    assert sim.phase(first) == Phase.DEPLOYED
+
+    sim.apply_flavor("ads", spec("v1", shadow={"model": {"version": "v2"}, "trafficPercent": 30}))
+    sim.run(40)
+    (train,) = set(sim.trains) - {first}
+    sim.approve(train)
+    sim.run(5)
+    status = sim.trains[train].status
+    assert status.phase == Phase.AWAITING_APPROVAL
+    assert status.reason == "ShadowSoaking"
+    assert "ads's shadow is compared at" in (status.message or "")
+    assert soaks_due(sim.world(), sim.settings) == ()
+
+    sim.run(600)
+    (due,) = soaks_due(sim.world(), sim.settings)
+    assert (due.primary, due.shadow) != (None, None)
+    status = sim.trains[train].status
+    assert "comparing ads's shadow with its primary" in (status.message or "")
+    worse = judge_shadow(due, SideNumbers(0.001, 0.05), SideNumbers(0.2, 0.05), sim.settings)
+    sim.checks[due.key] = CheckResults(due.ready_at, (worse,), True)
+    sim.run(5)
+    status = sim.trains[train].status
+    assert status.phase == Phase.FAILED
+    (car,) = status.cars
+    assert car.reason == "ShadowWorseThanPrimary"
+    assert "shadow: error ratio 0.2000" in (car.message or "")
+    assert "primary: error ratio 0.0010" in (car.message or "")
+    assert sim.running(Stage.PRODUCTION, "ads") == "v1"

@@ -25,20 +25,29 @@ from adroit.plan.verification import (
     PREDICTION_FAILED,
     CarChecks,
     Sample,
+    ShadowSoak,
     checks_due,
     inference_path,
     judge_load,
     judge_metric,
     judge_prediction,
+    judge_shadow,
     load_plan,
     metric_query,
     not_verifiable,
+    side_numbers,
+    soaks_due,
 )
 from adroit.plan.world import CheckResults, Verdict, World
 from adroit.probes import prometheus, serving
 
 log = logging.getLogger("adroit.verifier")
 Key = tuple[str, str]
+
+
+def _round(check: "CarChecks | ShadowSoak") -> datetime:
+    """What identifies one run of a car's checks (a new round starts them again)."""
+    return check.until if isinstance(check, CarChecks) else check.ready_at
 
 
 class Verifier:
@@ -51,17 +60,22 @@ class Verifier:
 
     def observe(self, world: World) -> None:
         """Start the checks that are due and not running; forget those no longer due."""
-        due = {c.key: c for c in checks_due(world, self.settings)}
+        due: dict[Key, CarChecks | ShadowSoak] = {
+            c.key: c for c in checks_due(world, self.settings)
+        }
+        due.update({s.key: s for s in soaks_due(world, self.settings)})
+        rounds = {key: _round(check) for key, check in due.items()}
         for key, (until, task) in list(self._running.items()):
-            if key not in due or due[key].until != until:
+            if rounds.get(key) != until:
                 task.cancel()
                 del self._running[key]
-        for key in [k for k, r in self.results.items() if k not in due or due[k].until != r.until]:
+        for key in [k for k, r in self.results.items() if rounds.get(k) != r.until]:
             del self.results[key]
         for key, check in due.items():
             if key not in self._running:
-                task = asyncio.create_task(self._run(check), name=f"verify {key[1]}")
-                self._running[key] = (check.until, task)
+                work = self._run(check) if isinstance(check, CarChecks) else self._soak(check)
+                task = asyncio.create_task(work, name=f"verify {key[1]}")
+                self._running[key] = (rounds[key], task)
 
     async def close(self) -> None:
         tasks = [task for _, task in self._running.values()]
@@ -98,6 +112,27 @@ class Verifier:
             raise
         except Exception:  # a bug: say so, and let the train wait for these checks
             log.exception("verification checks of %s in train %s", check.flavor, check.train)
+
+    async def _soak(self, soak: ShadowSoak) -> None:
+        """Compare the shadow's error ratio and latency with the primary's over the soak."""
+        rules = self.settings.verification.shadow
+        url = self.settings.verification.prometheus_url
+        timeout = self.settings.verification.request_timeout.total_seconds()
+        sides = []
+        for deployment in (soak.primary, soak.shadow):
+            samples: list[list[Sample] | str] = []
+            for template in (rules.error_ratio_query, rules.latency_query):
+                if url is None:
+                    samples.append("the settings name no Prometheus (verification.prometheusUrl)")
+                    continue
+                query = soak.query(template, deployment)
+                now = datetime.now(UTC)
+                samples.append(await prometheus.query(self._http(), str(url), query, now, timeout))
+            sides.append(side_numbers(*samples))
+        verdict = judge_shadow(soak, sides[0], sides[1], self.settings)
+        log.info("train %s: %s", soak.train, verdict.message)
+        self.results[soak.key] = CheckResults(soak.ready_at, (verdict,), True)
+        self.found()
 
     async def _requests(self, check: CarChecks) -> list[Verdict]:
         """The predictions, one after the other, then the load check: the verdicts so far,

@@ -24,6 +24,7 @@ from adroit.plan.quantity import mebibytes
 from adroit.plan.render import Release, render_stage
 from adroit.plan.runbook import Breach, dropped_cars, runbook_breach
 from adroit.plan.stages import Stage, stage_namespace
+from adroit.plan.verification import shadow_soak
 from adroit.plan.window import can_start_promotion, next_promotion_start, window_state
 from adroit.plan.world import CheckResults, TrainView, Verdict, World
 
@@ -551,6 +552,44 @@ class Machine:
         )
         return True
 
+    def shadows_not_compared(self, message: str) -> bool:
+        """Before a shadow gets live traffic, its metrics under mirroring are compared with the
+        primary's over the soak time: True while that waits, or when it took out every car. A
+        shadow that compares badly takes its car out of the train, as a runbook rule does."""
+        waiting = []
+        for car in self.cars():
+            soak = shadow_soak(self.view, car, self.world, self.settings)
+            if soak is None:
+                continue
+            results = self.world.checks.get(soak.key)
+            if self.now < soak.ready_at:
+                waiting.append(f"{car.flavor}'s shadow is compared at {_clock(soak.ready_at)}")
+            elif results is None or results.until != soak.ready_at or not results.finished:
+                waiting.append(f"comparing {car.flavor}'s shadow with its primary")
+            else:
+                for verdict in results.verdicts:
+                    if not verdict.passed:
+                        self.dropped[car.flavor] = Breach(verdict.reason, verdict.message)
+                        self.note(
+                            verdict.reason,
+                            f"{verdict.message}. The car is taken out of the train (production "
+                            "keeps mirroring to the shadow) and the rest of the train goes on",
+                        )
+        if self.dropped and not self.cars():
+            breach = next(iter(self.dropped.values()))
+            self.enter(
+                Phase.FAILED,
+                "RunbookRefused",
+                f"every car was taken out ({breach.message}); staging is put back to what "
+                "production runs",
+                warning=True,
+            )
+            return True
+        if waiting:
+            self.wait("ShadowSoaking", f"{message}; {'; '.join(waiting)}")
+            return True
+        return False
+
     def quota_shortfall(self) -> str | None:
         """Why production's ResourceQuota cannot take what the promotion adds, if it cannot."""
         quota = self.world.production.quota
@@ -582,7 +621,7 @@ class Machine:
         )
 
     def promote_if_window(self, reason: str, message: str, by: str | None) -> None:
-        if self.check_runbook("before promotion"):
+        if self.check_runbook("before promotion") or self.shadows_not_compared(message):
             return
         shortfall = self.quota_shortfall()
         if shortfall is not None:

@@ -12,16 +12,16 @@ import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from adroit.api.flavor import LoadCheck, MetricCheck, Prediction, Verification
-from adroit.api.settings import Settings, ShadowComparison
-from adroit.api.train import CarStatus, CheckReport, Phase
+from adroit.api.settings import Settings
+from adroit.api.train import Car, CarStatus, CheckReport, Phase
 from adroit.plan.cars import car_release
 from adroit.plan.render import deployment_name
-from adroit.plan.runbook import dropped_cars
-from adroit.plan.stages import Stage
+from adroit.plan.runbook import SHADOW_NOT_COMPARED, SHADOW_WORSE, dropped_cars
+from adroit.plan.stages import Role, Stage
 from adroit.plan.world import CheckResults, TrainView, Verdict, World
 
 PREDICTION, METRIC, LOAD, SHADOW = "prediction", "metric", "load", "shadow"
@@ -30,7 +30,6 @@ METRIC_FAILED = "MetricFailed"
 METRICS_UNAVAILABLE = "MetricsUnavailable"
 LOAD_FAILED = "LoadCheckFailed"
 NOT_VERIFIABLE = "NotVerifiable"
-SHADOW_WORSE = "ShadowWorseThanPrimary"
 EXCERPT = 300  # characters of a response kept in status
 SERVICE_PORT = 80  # the port of the Services the operator renders
 
@@ -333,18 +332,25 @@ def judge_load(check: CarChecks, answers: Sequence[Answer], status: int = 200) -
 # --- metrics ---------------------------------------------------------------
 
 
-def metric_query(check: CarChecks, query: str, *, deployment: str | None = None) -> str:
-    """The query with $flavor, $model, $namespace, $deployment and $window filled in."""
-    values = {
-        "$deployment": deployment or check.deployment,
-        "$namespace": check.namespace,
-        "$flavor": check.flavor,
-        "$model": check.model,
-        "$window": prometheus_duration(check.window),
-    }
+def fill(query: str, values: Mapping[str, str]) -> str:
+    """A PromQL template with each $name replaced by its value."""
     for name, value in values.items():
-        query = query.replace(name, value)
+        query = query.replace(f"${name}", value)
     return query
+
+
+def metric_query(check: CarChecks, query: str) -> str:
+    """The query with $flavor, $model, $namespace, $deployment and $window filled in."""
+    return fill(
+        query,
+        {
+            "deployment": check.deployment,
+            "namespace": check.namespace,
+            "flavor": check.flavor,
+            "model": check.model,
+            "window": prometheus_duration(check.window),
+        },
+    )
 
 
 Sample = tuple[Mapping[str, str], float]
@@ -429,6 +435,83 @@ def judge_metric(
 
 
 @dataclass(frozen=True)
+class ShadowSoak:
+    """A comparison due before a train raises a mirrored shadow's trafficPercent above 0."""
+
+    train: str
+    flavor: str
+    primary: str  # production's Deployments
+    shadow: str
+    namespace: str
+    soak: timedelta
+    ready_at: datetime  # mirrored for the soak time from then on; identifies the comparison
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.train, f"shadow {self.flavor}")  # no flavor name has a space
+
+    def query(self, template: str, deployment: str) -> str:
+        values = {"deployment": deployment, "namespace": self.namespace, "flavor": self.flavor}
+        return fill(template, {**values, "window": prometheus_duration(self.soak)})
+
+
+_LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
+_BEFORE_PROMOTION = frozenset({Phase.VERIFYING, Phase.AWAITING_APPROVAL})
+
+
+def soaks_due(world: World, settings: Settings) -> tuple[ShadowSoak, ...]:
+    """The shadow comparisons the train on the tracks needs, once their soak time is over."""
+    train = world.on_tracks
+    if train is None or train.status.phase not in _BEFORE_PROMOTION:
+        return ()
+    dropped = dropped_cars(train.status)
+    found = []
+    for car in train.spec.cars:
+        soak = shadow_soak(train, car, world, settings) if car.flavor not in dropped else None
+        if soak is not None and soak.ready_at <= world.now:
+            found.append(soak)
+    return tuple(found)
+
+
+def shadow_soak(train: TrainView, car: Car, world: World, settings: Settings) -> ShadowSoak | None:
+    """The comparison a car needs before its shadow serves live traffic (None: none): the
+    car raises trafficPercent above 0 for a shadow that production mirrors to now, and the
+    settings name a Prometheus to ask."""
+    spec = car.spec
+    if spec is None or spec.shadow is None or spec.shadow.traffic_percent == 0:
+        return None
+    if settings.verification.prometheus_url is None:
+        return None  # nothing to compare with: the runbook's rules alone hold
+    production = world.production
+    running = production.running(car.flavor)
+    release = running.release if running is not None else None
+    if running is None or release is None or release.spec.shadow is None:
+        return None
+    if release.spec.shadow.traffic_percent > 0:
+        return None  # live already: this changes a share, the runbook was kept before
+    shadow = next((w for w in production.of(car.flavor)[0] if w.role == Role.SHADOW), None)
+    if shadow is None:
+        return None
+    soak = settings.verification.shadow.soak_time
+    return ShadowSoak(
+        train=train.name,
+        flavor=car.flavor,
+        primary=running.name,
+        shadow=shadow.name,
+        namespace=production.namespace,
+        soak=soak,
+        ready_at=_deployed_at(world, release.train) + soak,
+    )
+
+
+def _deployed_at(world: World, train: str) -> datetime:
+    """When `train` reached production; long ago when it is no longer kept."""
+    view = world.trains_by_name.get(train)
+    entries = [h.at for h in view.status.history if h.phase == Phase.DEPLOYED] if view else []
+    return entries[-1] if entries else _LONG_AGO
+
+
+@dataclass(frozen=True)
 class SideNumbers:
     """One side of a shadow comparison: its error ratio and latency (s), or why unknown."""
 
@@ -437,26 +520,42 @@ class SideNumbers:
     problem: str | None = None
 
 
+def side_numbers(error_ratio: list[Sample] | str, latency: list[Sample] | str) -> SideNumbers:
+    """One side's numbers from its two queries' samples (the first sample of each)."""
+    for samples in (error_ratio, latency):
+        if isinstance(samples, str):
+            return SideNumbers(None, None, samples)
+    assert not isinstance(error_ratio, str)
+    assert not isinstance(latency, str)
+    return SideNumbers(error_ratio[0][1], latency[0][1])
+
+
 def judge_shadow(
-    flavor: str, primary: SideNumbers, shadow: SideNumbers, rules: ShadowComparison
+    soak: ShadowSoak, primary: SideNumbers, shadow: SideNumbers, settings: Settings
 ) -> Verdict:
     """Whether the shadow did no worse than the primary under mirrored traffic."""
-    soak = prometheus_duration(rules.soak_time)
+    rules = settings.verification.shadow
+    flavor, window = soak.flavor, prometheus_duration(rules.soak_time)
     if primary.problem or shadow.problem:
-        why = primary.problem or shadow.problem
-        return Verdict(
-            SHADOW,
-            flavor,
-            False,
-            METRICS_UNAVAILABLE,
-            f"car {flavor}: cannot compare the shadow with the primary over {soak}: {why}",
+        side = "primary" if primary.problem else "shadow"
+        why = (
+            f"car {flavor}: cannot compare the shadow with the primary over {window}: the "
+            f"{side}'s numbers: {primary.problem or shadow.problem}"
         )
-    assert None not in (primary.error_ratio, primary.latency, shadow.error_ratio, shadow.latency)
+        if settings.verification.on_metrics_unavailable == "pass":
+            return Verdict(
+                SHADOW,
+                flavor,
+                True,
+                SHADOW_NOT_COMPARED,
+                f"{why}; passed, as the setting verification.onMetricsUnavailable says",
+            )
+        return Verdict(SHADOW, flavor, False, SHADOW_NOT_COMPARED, why)
     p_err, s_err = float(primary.error_ratio or 0), float(shadow.error_ratio or 0)
     p_lat, s_lat = float(primary.latency or 0), float(shadow.latency or 0)
     both = (
         f"shadow: error ratio {s_err:.4f}, latency {_ms(s_lat)} ms; primary: error ratio "
-        f"{p_err:.4f}, latency {_ms(p_lat)} ms, over the last {soak} of mirrored traffic"
+        f"{p_err:.4f}, latency {_ms(p_lat)} ms, over the last {window} of mirrored traffic"
     )
     worse = []
     if s_err > p_err + rules.max_error_ratio_increase:
