@@ -18,7 +18,8 @@ endif
 
 .PHONY: help venv crds check-crds webhooks check-webhooks lint typecheck imports unit static \
         cluster-up cluster-down cluster install test-users webhook-config run test \
-        integration bench bench-scale clean verification-up verification-down
+        integration bench bench-scale clean verification-up verification-down \
+        bench-verification
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -120,6 +121,9 @@ verification-up: ## start MLServer (127.0.0.1:18080) and Prometheus (:19090) for
 
 verification-down: ## stop what verification-up started
 	hack/verification/down.sh $(VERIFICATION)
+
+bench-verification: venv install ## how much time verification checks add to a train
+	python hack/verification/bench.py
 
 clean: verification-down cluster-down ## stop the cluster, remove the virtualenv and caches
 	rm -rf $(VENV) .cluster .mypy_cache .ruff_cache .pytest_cache .hypothesis
