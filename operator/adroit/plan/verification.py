@@ -194,7 +194,7 @@ def judge_prediction(check: CarChecks, prediction: Prediction, answer: Answer) -
         return failed(
             f"no answer from {check.base_url} after {_ms(answer.latency)} ms: {answer.error}"
         )
-    shown = f"; response: {excerpt(answer.body)}" if answer.body else ""
+    shown = f"; response: {excerpt(answer.body, 160)}" if answer.body else ""
     if answer.status != expect.status:
         return failed(f"HTTP {answer.status} {took}, expected {expect.status}{shown}")
     if answer.latency > budget:
