@@ -202,17 +202,20 @@ class Machine:
                 f"{breach.message}. Checked {when}: the car is taken out of the train (its "
                 "flavor keeps what runs in production) and the rest of the train goes on",
             )
-        if self.dropped and not self.cars():
-            breach = next(iter(self.dropped.values()))
-            self.enter(
-                Phase.FAILED,
-                "RunbookRefused",
-                f"every car breaks a runbook rule ({breach.message}); staging is put back to "
-                "what production runs",
-                warning=True,
-            )
-            return True
-        return False
+        return self._no_car_left("every car breaks a runbook rule")
+
+    def _no_car_left(self, why: str) -> bool:
+        """End the train Failed when runbook rules took out every car; True when they did."""
+        if not self.dropped or self.cars():
+            return False
+        breach = next(iter(self.dropped.values()))
+        self.enter(
+            Phase.FAILED,
+            "RunbookRefused",
+            f"{why} ({breach.message}); staging is put back to what production runs",
+            warning=True,
+        )
+        return True
 
     def wait(
         self,
@@ -575,15 +578,7 @@ class Machine:
                             f"{verdict.message}. The car is taken out of the train (production "
                             "keeps mirroring to the shadow) and the rest of the train goes on",
                         )
-        if self.dropped and not self.cars():
-            breach = next(iter(self.dropped.values()))
-            self.enter(
-                Phase.FAILED,
-                "RunbookRefused",
-                f"every car was taken out ({breach.message}); staging is put back to what "
-                "production runs",
-                warning=True,
-            )
+        if self._no_car_left("every car was taken out"):
             return True
         if waiting:
             self.wait("ShadowSoaking", f"{message}; {'; '.join(waiting)}")
