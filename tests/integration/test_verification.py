@@ -129,11 +129,21 @@ def told(op: Operator, notices: Webhook, train: str, words: str) -> None:
 
 
 def test_a_good_model_passes_its_predictions_load_and_metrics(op: Operator) -> None:
+    # A large body may live in a ConfigMap beside the Flavor.
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "iris-requests"}}
+    body["metadata"]["namespace"] = op.ns
+    body["data"] = {"flowers.json": FLOWERS}
+    apply(body)
+    from_config_map = {
+        "name": "from-a-config-map",
+        "bodyFrom": {"name": "iris-requests", "key": "flowers.json"},
+        "expect": {"outputs": SETOSA_AND_VIRGINICA},
+    }
     manifest = checked_flavor(
         op,
         "iris-good",
         "iris",
-        predictions=[prediction()],
+        predictions=[prediction(), from_config_map],
         load={"requestsPerSecond": 20, "duration": "1s", "maxP99Latency": "500ms"},
         metrics=[
             {

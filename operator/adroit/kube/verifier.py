@@ -110,8 +110,11 @@ class Verifier:
             publish(True)
         except asyncio.CancelledError:
             raise
-        except Exception:  # a bug: say so, and let the train wait for these checks
+        except Exception as error:  # a bug: say so, and fail the car rather than wait forever
             log.exception("verification checks of %s in train %s", check.flavor, check.train)
+            why = f"car {check.flavor}: its checks could not run: {type(error).__name__}: {error}"
+            verdicts.append(Verdict("check", "checks", False, "CheckError", why))
+            publish(True)
 
     async def _soak(self, soak: ShadowSoak) -> None:
         """Compare the shadow's error ratio and latency with the primary's over the soak."""
