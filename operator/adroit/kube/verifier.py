@@ -59,7 +59,14 @@ class Verifier:
         self._session: aiohttp.ClientSession | None = None
 
     def observe(self, world: World) -> None:
-        """Start the checks that are due and not running; forget those no longer due."""
+        """Start the checks that are due and not running; forget those no longer due. Never
+        raises: a bug here must not keep the trains from being stepped."""
+        try:
+            self._observe(world)
+        except Exception:
+            log.exception("cannot work out which verification checks are due")
+
+    def _observe(self, world: World) -> None:
         due: dict[Key, CarChecks | ShadowSoak] = {
             c.key: c for c in checks_due(world, self.settings)
         }

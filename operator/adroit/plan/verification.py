@@ -18,11 +18,11 @@ from typing import Any
 from adroit.api.flavor import LoadCheck, MetricCheck, Prediction, Verification
 from adroit.api.settings import Settings
 from adroit.api.train import Car, CarStatus, CheckReport, Phase
-from adroit.plan.cars import car_release
+from adroit.plan.cars import CarError, car_release
 from adroit.plan.render import deployment_name
 from adroit.plan.runbook import SHADOW_NOT_COMPARED, SHADOW_WORSE, dropped_cars
 from adroit.plan.stages import Role, Stage
-from adroit.plan.world import CheckResults, TrainView, Verdict, World
+from adroit.plan.world import TrainView, Verdict, World
 
 PREDICTION, METRIC, LOAD, SHADOW = "prediction", "metric", "load", "shadow"
 PREDICTION_FAILED = "PredictionFailed"
@@ -114,7 +114,10 @@ def _car_checks(train: TrainView, until: datetime, settings: Settings) -> Iterat
         spec = car.spec
         if spec is None or spec.verification is None or car.flavor in dropped:
             continue
-        release = car_release(car, train.name, settings)
+        try:
+            release = car_release(car, train.name, settings)
+        except CarError:  # the train fails it (plan.machine): nothing to check
+            continue
         if release is None:
             continue
         service = deployment_name(release, Stage.STAGING)
@@ -137,14 +140,6 @@ def _car_checks(train: TrainView, until: datetime, settings: Settings) -> Iterat
             deployment=service,
             window=settings.timeouts.verify_for,
         )
-
-
-def verdicts_of(
-    train: TrainView, flavor: str, until: datetime, checks: Mapping[tuple[str, str], CheckResults]
-) -> CheckResults | None:
-    """The results of this round of a car's checks (None: not there yet)."""
-    results = checks.get((train.name, flavor))
-    return results if results is not None and results.until == until else None
 
 
 # --- predictions -----------------------------------------------------------
