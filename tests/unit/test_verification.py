@@ -173,6 +173,9 @@ def test_the_load_check_judges_p99_and_errors() -> None:
     assert "too many errors" in failing.message
     assert "errors 3.0% (budget 1%)" in failing.message
     assert "HTTP 503: busy" in failing.message
+    # Each request expects its own prediction's status: here the second one's 404.
+    both = judge_load(car, [Answer(200, "{}", 0.01), Answer(404, "{}", 0.01)] * 50, (200, 404))
+    assert both.passed
 
 
 def prometheus(*samples: tuple[dict[str, str], str]) -> str:

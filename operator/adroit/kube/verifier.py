@@ -167,7 +167,8 @@ class Verifier:
         if verification.load is not None and sent:
             count, interval = load_plan(verification.load)
             answers = await serving.fixed_rate(self._http(), sent, count, interval, timeout)
-            verdicts.append(judge_load(check, answers))
+            expected = [p.expect.status for p in verification.predictions or []]
+            verdicts.append(judge_load(check, answers, expected))
         return verdicts
 
     async def _body(self, check: CarChecks, prediction: Prediction) -> str | Verdict:
