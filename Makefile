@@ -18,7 +18,8 @@ endif
 
 .PHONY: help venv crds check-crds webhooks check-webhooks lint typecheck imports unit static \
         cluster-up cluster-down cluster install test-users webhook-config run test \
-        integration bench bench-scale clean
+        integration bench bench-scale clean verification-up verification-down \
+        bench-verification
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -112,5 +113,17 @@ bench: venv install ## time the README's flow, count API writes, measure the web
 bench-scale: venv install ## issue 9's figures with N flavors (make bench-scale N=200; default 2000)
 	python bench/scale.py --flavors $(N)
 
-clean: cluster-down ## stop the cluster, remove the virtualenv and caches
+# Fake nodes run no containers: a local MLServer stands in for every staged model server
+# (settings/verification.yaml's endpoint template points there), scraped by Prometheus.
+VERIFICATION := $(CURDIR)/.cluster/verification
+verification-up: ## start MLServer (127.0.0.1:18080) and Prometheus (:19090) for settings/verification.yaml
+	MLSERVER_PORT=18080 PROMETHEUS_PORT=19090 hack/verification/up.sh $(VERIFICATION)
+
+verification-down: ## stop what verification-up started
+	hack/verification/down.sh $(VERIFICATION)
+
+bench-verification: venv install ## how much time verification checks add to a train
+	python hack/verification/bench.py
+
+clean: verification-down cluster-down ## stop the cluster, remove the virtualenv and caches
 	rm -rf $(VENV) .cluster .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -29,6 +29,7 @@ from adroit.kube import act, rest
 from adroit.kube.informer import Informer
 from adroit.kube.notify import notify
 from adroit.kube.read import flavor_or_unreadable, quota_of, train_view
+from adroit.kube.verifier import Verifier
 from adroit.plan.cars import snapshot_name
 from adroit.plan.converge import Writes
 from adroit.plan.flavors import flavor_status, unreadable_status
@@ -130,6 +131,8 @@ class Controller:
         self._specs: dict[tuple[str, int, str | None], tuple[TrainSpec, tuple[str, ...]]] = {}
         self._notifications: set[asyncio.Task[None]] = set()
         self.notifications_failed = 0  # messages the notification webhook never took
+        # Verification checks run as tasks of their own; their results are observations.
+        self.verifier = Verifier(api, settings, lambda: self.enqueue(TRAINS))
         # A stage's view is built again only after something in it changed.
         self._stage_changes: dict[Stage, int] = dict.fromkeys(Stage, 0)
         self._stage_views: dict[Stage, tuple[int, StageWorld]] = {}
@@ -309,6 +312,7 @@ class Controller:
             unreadable={
                 n: v for n, v in self.flavors.items.items() if isinstance(v, UnreadableFlavor)
             },
+            checks=dict(self.verifier.results),
         )
 
     def _resolved(self, view: TrainView) -> TrainView:
@@ -356,6 +360,7 @@ class Controller:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, *self._notifications, return_exceptions=True)
+            await self.verifier.close()
 
     async def _work(self) -> None:
         poll = self.settings.timeouts.poll_interval.total_seconds()
@@ -564,6 +569,7 @@ class Controller:
         }
 
     async def _trains(self, world: World) -> None:
+        self.verifier.observe(world)
         steps = await asyncio.to_thread(self._step_trains, world)
         trains = {t.name: t for t in world.trains}
         control = self.settings.namespaces.control
