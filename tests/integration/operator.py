@@ -155,7 +155,12 @@ class Operator:
             assert runner.exit_code == 0, runner.output
             assert runner.exception is None, runner.exception
 
-    def spawn(self, kubeconfig: Path | None = None, replica: str = "replica-0") -> None:
+    def spawn(
+        self,
+        kubeconfig: Path | None = None,
+        replica: str = "replica-0",
+        args: tuple[str, ...] = ("--metrics-bind-address=0", "--health-probe-bind-address=0"),
+    ) -> None:
         """Run `adroit run` as its own process, as in a cluster, to kill it at will; several
         replicas may run at once, each named as its pod would be (POD_NAME)."""
         self.write_settings()
@@ -164,7 +169,7 @@ class Operator:
             env["KUBECONFIG"] = str(kubeconfig)
         with self.log.open("ab") as log:
             self.processes[replica] = subprocess.Popen(
-                [sys.executable, "-m", "adroit", "run", "--settings", str(self.path)],
+                [sys.executable, "-m", "adroit", "run", "--settings", str(self.path), *args],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

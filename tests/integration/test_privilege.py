@@ -121,7 +121,16 @@ def test_without_its_configuration_the_operator_refuses_to_start(
     kubeconfig = _service_account_kubeconfig(op, tmp_path)
     op.path.write_text(yaml.safe_dump(op.settings))  # settings only: nothing installed
     done = subprocess.run(
-        [sys.executable, "-m", "adroit", "run", "--settings", str(op.path)],
+        [
+            sys.executable,
+            "-m",
+            "adroit",
+            "run",
+            "--settings",
+            str(op.path),
+            "--metrics-bind-address=0",
+            "--health-probe-bind-address=0",
+        ],
         env=dict(os.environ, KUBECONFIG=str(kubeconfig)),
         capture_output=True,
         text=True,

@@ -13,6 +13,7 @@ from typing import Any
 import kopf
 
 from adroit.api.settings import Settings
+from adroit.handlers.serving import Readiness
 from adroit.kube.cluster import connect
 from adroit.kube.controller import Controller
 from adroit.kube.leader import Elector
@@ -22,7 +23,12 @@ FREEZE_EVERY = 10.0  # s between two collections of what is new on the heap (the
 log = logging.getLogger("adroit.reconciler")
 
 
-async def run(settings: Settings, key: bytes | None = None, stamps: bool = True) -> None:
+async def run(
+    settings: Settings,
+    key: bytes | None = None,
+    stamps: bool = True,
+    readiness: Readiness | None = None,
+) -> None:
     """Reconcile until cancelled. `key` signs the trains the operator forms and verifies signed
     records; `stamps` is False when the webhook is off (then annotations alone count)."""
     # Trains are stepped in a worker thread. With Python's default 5 ms switch interval,
@@ -35,7 +41,14 @@ async def run(settings: Settings, key: bytes | None = None, stamps: bool = True)
     try:
 
         async def reconcile() -> None:
-            await Controller(api, settings, key, stamps=stamps).run()
+            controller = Controller(api, settings, key, stamps=stamps)
+            if readiness is not None:
+                readiness.controller = controller
+            try:
+                await controller.run()
+            finally:
+                if readiness is not None:
+                    readiness.controller = None
 
         if settings.leader_election.enabled:
             await Elector(api, settings.namespaces.control, settings.leader_election).run(reconcile)
@@ -77,7 +90,10 @@ def start(memo: kopf.Memo) -> None:
     """Start the controller; called at the end of the operator's startup."""
     key = memo.secrets.signing_key if getattr(memo, "secrets", None) else None
     stamps = memo.settings.admission.enabled
-    memo.reconciler = asyncio.create_task(run(memo.settings, key, stamps), name="adroit-reconciler")
+    readiness = getattr(memo, "readiness", None)
+    memo.reconciler = asyncio.create_task(
+        run(memo.settings, key, stamps, readiness), name="adroit-reconciler"
+    )
 
 
 @kopf.on.cleanup()
@@ -89,3 +105,5 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     api = getattr(memo, "api", None)
     if api is not None:
         await api.close()
+    for runner in getattr(memo, "serving", None) or ():
+        await runner.cleanup()

@@ -11,6 +11,7 @@ import kopf
 
 from adroit.api.settings import Settings, parse_settings
 from adroit.handlers import admission, reconciler
+from adroit.handlers.serving import Readiness, serve
 from adroit.kube.admission import reviewer
 from adroit.kube.cluster import connect, describe_cluster, whoami
 from adroit.kube.secrets import operator_secrets
@@ -54,6 +55,12 @@ async def configure(
 
     if getattr(memo, "settings", None) is None:
         memo.settings = load_settings()
+    memo.readiness = Readiness()
+    memo.serving = await serve(
+        getattr(memo, "metrics_address", None),
+        getattr(memo, "health_address", None),
+        memo.readiness,
+    )
     ours: Settings = memo.settings
     ns = ours.namespaces
     api = await connect()
@@ -87,6 +94,7 @@ async def configure(
         await installed_configuration(memo.api, ours)
         handlers = {"flavors": admission.stamp_flavor_author, "trains": admission.check_and_sign}
         settings.admission.server = WebhookServer(ours, memo.secrets, reviewer(handlers, memo))
+        memo.readiness.webhook = settings.admission.server
     else:
         settings.admission.server = no_webhook_server
         logger.warning(

@@ -24,9 +24,18 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from adroit.api import names
 from adroit.api.settings import Settings
-from adroit.api.train import FINISHED, TrainSpec
+from adroit.api.train import FINISHED, Phase, TrainSpec
 from adroit.kube import act, rest
 from adroit.kube.informer import Informer
+from adroit.kube.metrics import (
+    FLAVORS,
+    NOTIFICATION_FAILURES,
+    RECONCILE_TIME,
+    RECONCILE_TOTAL,
+    TRAIN_PHASE,
+    TRAIN_TRANSITIONS,
+    WORKQUEUE_DEPTH,
+)
 from adroit.kube.notify import notify
 from adroit.kube.read import flavor_or_unreadable, quota_of, train_view
 from adroit.kube.verifier import Verifier
@@ -131,6 +140,7 @@ class Controller:
         self._specs: dict[tuple[str, int, str | None], tuple[TrainSpec, tuple[str, ...]]] = {}
         self._notifications: set[asyncio.Task[None]] = set()
         self.notifications_failed = 0  # messages the notification webhook never took
+        self._exported: set[str] = set()  # trains whose phase is a metric
         # Verification checks run as tasks of their own; their results are observations.
         self.verifier = Verifier(api, settings, lambda: self.enqueue(TRAINS))
         # A stage's view is built again only after something in it changed.
@@ -374,6 +384,7 @@ class Controller:
             due = {k for k in self.dirty if self.retry_at.get(k, 0.0) <= now}
             if TRAINS in due and now < self.trains_not_before:
                 due.discard(TRAINS)
+            WORKQUEUE_DEPTH.labels("adroit").set(len(self.dirty))
             if not due:
                 continue
             self.dirty -= due
@@ -444,17 +455,24 @@ class Controller:
     async def _guarded(self, key: str, work: Callable[[], Awaitable[None]]) -> None:
         """Run one key; a passing failure retries it with its own backoff, and no failure
         of one key ever stops the others."""
+        controller = "train" if key == TRAINS else "flavor"
+        started = time.monotonic()
         try:
             await work()
         except (ApiException, aiohttp.ClientError, TimeoutError, ConnectionError) as error:
             delay = self._back_off(key)
             what = "the trains" if key == TRAINS else f"flavor {key}"
             log.warning("%s: %s; trying again in %.1fs", what, _describe(error), delay)
+            RECONCILE_TOTAL.labels(controller, "requeue").inc()
             return
         except Exception:  # a bug: say so loudly, and keep every other key going
             delay = self._back_off(key)
             log.exception("reconciling %s failed; trying again in %.1fs", key, delay)
+            RECONCILE_TOTAL.labels(controller, "error").inc()
             return
+        finally:
+            RECONCILE_TIME.labels(controller).observe(time.monotonic() - started)
+        RECONCILE_TOTAL.labels(controller, "success").inc()
         self.backoff.pop(key, None)
         self.retry_at.pop(key, None)
         await asyncio.sleep(0)  # let the webhook and the watches in between keys
@@ -568,8 +586,27 @@ class Controller:
             for name, step in step_trains(world, self.settings).items()
         }
 
+    def _export(self, world: World) -> None:
+        """The trains' phases and the flavors' states, as gauges."""
+        trains = {t.name: t.status.phase for t in world.trains}
+        for name in self._exported - trains.keys():
+            for phase in Phase:
+                TRAIN_PHASE.remove(name, phase.value)
+        for name, current in trains.items():
+            for phase in Phase:
+                TRAIN_PHASE.labels(name, phase.value).set(1 if phase == current else 0)
+        self._exported = set(trains)
+        ready = sum(
+            any(c.type == "Ready" and c.status == "True" for c in v.status.conditions)
+            for v in world.flavors.values()
+        )
+        FLAVORS.labels("ready").set(ready)
+        FLAVORS.labels("pending").set(len(world.flavors) - ready)
+        FLAVORS.labels("unreadable").set(len(world.unreadable))
+
     async def _trains(self, world: World) -> None:
         self.verifier.observe(world)
+        self._export(world)
         steps = await asyncio.to_thread(self._step_trains, world)
         trains = {t.name: t for t in world.trains}
         control = self.settings.namespaces.control
@@ -580,6 +617,8 @@ class Controller:
             )
             if not written:
                 continue
+            if step.status.phase != train.status.phase and step.status.phase is not None:
+                TRAIN_TRANSITIONS.labels(step.status.phase).inc()
             for notice in step.notices:
                 log.info("train %s: %s: %s", name, notice.reason, notice.message)
                 await self._post_event(train, control, notice)
@@ -646,6 +685,7 @@ class Controller:
         if why is None:
             return
         self.notifications_failed += 1
+        NOTIFICATION_FAILURES.inc()
         failed = Notice(
             "Warning",
             "NotificationFailed",

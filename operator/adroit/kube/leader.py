@@ -22,6 +22,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from adroit.api.settings import LeaderElection
+from adroit.kube.metrics import LEADER
 from adroit.kube.rest import KINDS, request
 
 log = logging.getLogger("adroit.leader")
@@ -128,6 +129,7 @@ class Elector:
             while True:
                 await self._acquire(retry)
                 self.leading = True
+                LEADER.labels(self.config.lease_name).set(1)
                 log.info("leading as %s (Lease %s)", self.me, self.config.lease_name)
                 task = asyncio.create_task(lead(), name="adroit-leader-work")
                 loop = asyncio.get_running_loop()
@@ -142,6 +144,7 @@ class Elector:
                         log.error("lost the Lease %s: reconciling stops", self.config.lease_name)
                         break
                 self.leading = False
+                LEADER.labels(self.config.lease_name).set(0)
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
                 if task.done() and not task.cancelled() and task.exception() is not None:
@@ -149,6 +152,7 @@ class Elector:
         finally:
             if self.leading:
                 self.leading = False
+                LEADER.labels(self.config.lease_name).set(0)
                 await self.release()
 
     async def release(self) -> None:

@@ -14,6 +14,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from adroit.api import names
+from adroit.kube.metrics import API_REQUESTS
 
 REQUEST_TIMEOUT = 30.0  # seconds; no request may hang a pass
 APPLY = "application/apply-patch+yaml"
@@ -102,6 +103,7 @@ async def request(
         text = await response.text()
     finally:
         response.release()
+    API_REQUESTS.labels(method, str(response.status)).inc()
     if not 200 <= response.status <= 299:
         error = ApiException(status=response.status, reason=response.reason)
         error.body = text

@@ -9,6 +9,7 @@ import asyncio
 import base64
 import logging
 import tempfile
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from adroit.api.settings import Admission, Settings
+from adroit.kube.metrics import ADMISSION_TIME
 from adroit.kube.secrets import OperatorSecrets
 from adroit.plan.webhooks import ca_bundle_patch, configuration_for, differences
 
@@ -123,6 +125,7 @@ class WebhookServer(kopf.WebhookServer):
         )
         self.settings, self.admission, self.ca = settings, admission, secret.tls_cert
         self.review = review  # answers each AdmissionReview instead of kopf's engine
+        self.listening = False  # for /readyz
 
     async def __call__(self, fn: Any) -> AsyncIterator[Any]:
         """kopf's serving loop, with room for big reviews: an AdmissionReview carries the
@@ -134,7 +137,12 @@ class WebhookServer(kopf.WebhookServer):
         cadata, context = self._build_ssl()
 
         async def serve(request: aiohttp.web.Request) -> aiohttp.web.Response:
-            return await self._serve(review, request)
+            started = time.perf_counter()
+            try:
+                return await self._serve(review, request)
+            finally:
+                webhook = request.match_info.get("id", "")
+                ADMISSION_TIME.labels(webhook).observe(time.perf_counter() - started)
 
         app = aiohttp.web.Application(client_max_size=MAX_REVIEW_BYTES)
         app.add_routes([aiohttp.web.post("/{id:.*}", serve)])
@@ -150,6 +158,7 @@ class WebhookServer(kopf.WebhookServer):
                 reuse_port=True,  # replicas on one host share the port, the kernel balances
             )
             await site.start()
+            self.listening = True
             # Only once it listens, so that a caBundle in place means requests are answered.
             api = await connect()
             try:
