@@ -23,7 +23,10 @@ def _run(args: argparse.Namespace) -> int:
     kopf.run(
         standalone=True,
         namespaces=[settings.namespaces.control],
-        memo=kopf.Memo(settings=settings),
+        memo=kopf.Memo(
+            settings=settings,
+            webhook_cert_dir=Path(args.webhook_cert_dir) if args.webhook_cert_dir else None,
+        ),
         liveness_endpoint=args.liveness,
     )
     return 0
@@ -69,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--settings", help="settings file (default: $ADROIT_SETTINGS)")
     run.add_argument("--verbose", action="store_true", help="log every event")
     run.add_argument("--liveness", help="serve a health check, e.g. http://0.0.0.0:8080/healthz")
+    run.add_argument(
+        "--webhook-cert-dir",
+        help="where the webhook server writes its certificate and key for the TLS stack "
+        "(in a container: a writable emptyDir; default: a temporary directory)",
+    )
     run.set_defaults(func=_run)
 
     crds = commands.add_parser("crds", help="write the CRDs generated from the models")
