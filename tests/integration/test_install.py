@@ -536,3 +536,49 @@ def test_the_operator_ships_a_flavor_as_the_charts_account_on_a_read_only_filesy
     assert not unused, f"granted, never used: {sorted(unused)}"
     beyond = {u for u in used if u not in granted_in and u[1:] not in cluster_wide}
     assert not beyond, f"used beyond the grants: {sorted(beyond)}"
+
+
+def test_the_image_runs_as_the_deployment_says() -> None:
+    lines = (REPO / "Containerfile").read_text().splitlines()
+    user = [line.split()[1] for line in lines if line.startswith("USER ")][-1]
+    workdir = [line.split()[1] for line in lines if line.startswith("WORKDIR ")][-1]
+    removed = [w for line in lines if line.startswith("RUN ") for w in line.split() if w == workdir]
+    assert not removed, f"the last WORKDIR {workdir} exists in the image"
+    pod = one(kustomized(), "Deployment")["spec"]["template"]["spec"]["securityContext"]
+    assert user == f"{pod['runAsUser']}:{pod['runAsGroup']}", "numeric, non-root, the same"
+
+
+@pytest.mark.parametrize("router", ["gateway", "istio"])
+def test_the_routes_rights_follow_the_router(router: str, tmp_path: Path) -> None:
+    """The chart (settings.traffic.router) and the kustomize component grant the same."""
+    component = [os.path.relpath(DEPLOY / "components" / "istio", tmp_path)]
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [os.path.relpath(DEPLOY, tmp_path)],
+                "components": component if router == "istio" else [],
+            }
+        )
+    )
+    roles = {
+        render: next(
+            o
+            for o in objs
+            if o["kind"] == "Role" and o["metadata"]["namespace"] == "adroit-production"
+        )
+        for render, objs in (
+            ("kustomize", kustomized(tmp_path)),
+            ("helm", charted("adroit", "--set", f"settings.traffic.router={router}")),
+        )
+    }
+    assert roles["kustomize"]["rules"] == roles["helm"]["rules"]
+    writes = {
+        resource
+        for rule in roles["helm"]["rules"]
+        if "create" in rule["verbs"]
+        for resource in rule["resources"]
+    }
+    route = {"gateway": "httproutes", "istio": "virtualservices"}[router]
+    assert writes == {"poddisruptionbudgets", route}
