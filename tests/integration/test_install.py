@@ -189,6 +189,8 @@ def test_the_chart_takes_its_values_and_its_namespaces() -> None:
         "settings": {
             "namespaces": {"staging": "ml-staging", "production": "ml-production"},
             "traffic": {"router": "gateway", "mirrorCapPercent": 20},
+            "runtimes": {"triton-24": "registry.example.org/ml/triton:24.01"},
+            "defaultRuntime": "triton-24",
         },
         "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
     }
@@ -196,6 +198,7 @@ def test_the_chart_takes_its_values_and_its_namespaces() -> None:
     settings = settings_of(objs)
     assert (settings.namespaces.control, settings.namespaces.staging) == ("ml", "ml-staging")
     assert settings.traffic.mirror_cap_percent == 20
+    assert list(settings.runtimes) == ["triton-24"], "the values' catalog, not added to"
     assert settings.admission.service is not None
     assert settings.admission.service.namespace == "ml"
     assert differences(one(objs, "MutatingWebhookConfiguration"), configuration_for(settings)) == []

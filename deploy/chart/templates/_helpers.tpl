@@ -22,6 +22,8 @@ namespace is the release's and the webhook is reached through the chart's Servic
 {{- if eq .kind "ConfigMap" -}}{{- $base = index .data "settings.yaml" | fromYaml -}}{{- end -}}
 {{- end -}}
 {{- $settings := mergeOverwrite $base (deepCopy .Values.settings) -}}
+{{- /* The runtime catalog is the values' own when given, not added to the example's. */ -}}
+{{- with .Values.settings.runtimes }}{{ $_ := set $settings "runtimes" (deepCopy .) }}{{ end -}}
 {{- $wanted := ((.Values.settings.namespaces | default dict).control | default .Release.Namespace) -}}
 {{- if ne $wanted .Release.Namespace -}}
 {{- fail (printf "settings.namespaces.control is %q but the release namespace is %q: install into the control namespace (--namespace %s)" $wanted .Release.Namespace $wanted) -}}
