@@ -306,7 +306,7 @@ mount -t tmpfs -o size=1m tmpfs "$CERT_DIR"
 for point in $(awk '{print $2}' /proc/self/mounts); do
   [ "$point" = "$CERT_DIR" ] || mount -o remount,bind,ro "$point" 2>/dev/null || true
 done
-for dir in "$HOME" "$PWD" / /tmp /var/tmp /dev/shm /run "$SA_HOME"; do
+for dir in "$HOME" "$PWD" / /tmp /var/tmp /dev/shm /run; do
   if touch "$dir/.adroit-write-probe" 2>/dev/null; then echo "still writable: $dir" >&2; exit 97; fi
 done
 touch "$CERT_DIR/.probe" && rm "$CERT_DIR/.probe"
@@ -404,7 +404,6 @@ def _start_in_a_pod_view(
         "PATH": os.environ["PATH"],
         "HOME": str(REPO),
         "SA": str(sa),
-        "SA_HOME": str(sa),
         "SETTINGS_FILE": str(op.path),
         "CERT_DIR": _flag(container["args"], "--webhook-cert-dir"),
         "KUBERNETES_SERVICE_HOST": "127.0.0.1",
