@@ -292,16 +292,16 @@ TOLERATED_REFUSALS = {("get", "", "namespaces")}
 # What every authenticated identity may do (ClusterRole system:basic-user): learn who it is.
 EVERYONE_MAY = {("create", "authentication.k8s.io", "selfsubjectreviews")}
 # The pod's view of its filesystem, built in a private mount namespace (unshare): the
-# service account's token, the settings and the emptyDir on tmpfs, everything else remounted
-# read-only, and a check that it is so before the operator starts.
+# service account's token, the settings and the emptyDir on tmpfs, everything else (the
+# checkout, HOME, /tmp) remounted read-only, and a check that it is so before the operator
+# starts.
 SANDBOX = r"""
 set -eu
 mount -t tmpfs -o size=1m tmpfs /run
 mkdir -p /run/secrets/kubernetes.io/serviceaccount /run/adroit
 cp "$SA"/token "$SA"/ca.crt "$SA"/namespace /run/secrets/kubernetes.io/serviceaccount/
 cp "$SETTINGS_FILE" /run/adroit/settings.yaml
-mount -t tmpfs -o size=1m tmpfs /tmp
-mkdir -p "$CERT_DIR"
+mkdir -p "$CERT_DIR"  # on the host: an empty directory, the mount point of the emptyDir
 mount -t tmpfs -o size=1m tmpfs "$CERT_DIR"
 for point in $(awk '{print $2}' /proc/self/mounts); do
   [ "$point" = "$CERT_DIR" ] || mount -o remount,bind,ro "$point" 2>/dev/null || true
