@@ -18,7 +18,7 @@ endif
 
 .PHONY: help venv crds check-crds webhooks check-webhooks lint typecheck imports unit static \
         cluster-up cluster-down cluster install test-users webhook-config run test \
-        integration bench bench-scale clean verification-up verification-down \
+        integration tools bench bench-scale clean verification-up verification-down \
         bench-verification
 
 help: ## list the targets
@@ -99,10 +99,14 @@ webhook-config: venv install ## apply the webhook configuration for $(SETTINGS) 
 run: venv install webhook-config ## run the operator in the foreground against the cluster (Ctrl-C stops it)
 	ADROIT_SETTINGS=$(SETTINGS) adroit run
 
-test: venv static install ## lint, types, layers, unit and integration tests
+# helm and lua-health (Argo CD's Lua engine), built from Go modules once per version.
+tools: ## build the install tests' tools: helm, lua-health (cached under ~/.cache/adroit/bin)
+	hack/tools/build.sh
+
+test: venv static install tools ## lint, types, layers, unit and integration tests
 	pytest -q
 
-integration: venv install ## only the tests against the cluster
+integration: venv install tools ## only the tests against the cluster
 	pytest tests/integration -q
 
 bench: venv install ## time the README's flow, count API writes, measure the webhook's latency

@@ -26,7 +26,12 @@ def _run(args: argparse.Namespace) -> int:
     kopf.run(
         standalone=True,
         namespaces=[settings.namespaces.control],
-        memo=kopf.Memo(settings=settings, metrics_address=metrics, health_address=health),
+        memo=kopf.Memo(
+            settings=settings,
+            metrics_address=metrics,
+            health_address=health,
+            webhook_cert_dir=Path(args.webhook_cert_dir) if args.webhook_cert_dir else None,
+        ),
     )
     return 0
 
@@ -79,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         "--health-probe-bind-address",
         default=":8081",
         help="where /healthz and /readyz listen (default :8081; 0 turns them off)",
+    )
+    run.add_argument(
+        "--webhook-cert-dir",
+        help="where the webhook server writes its certificate and key for the TLS stack "
+        "(in a container: a writable emptyDir; default: a temporary directory)",
     )
     run.set_defaults(func=_run)
 

@@ -93,7 +93,12 @@ async def configure(
         # into it (WebhookServer); a missing one stops the start, saying how to install it.
         await installed_configuration(memo.api, ours)
         handlers = {"flavors": admission.stamp_flavor_author, "trains": admission.check_and_sign}
-        settings.admission.server = WebhookServer(ours, memo.secrets, reviewer(handlers, memo))
+        settings.admission.server = WebhookServer(
+            ours,
+            memo.secrets,
+            reviewer(handlers, memo),
+            cert_dir=getattr(memo, "webhook_cert_dir", None),
+        )
         memo.readiness.webhook = settings.admission.server
     else:
         settings.admission.server = no_webhook_server

@@ -108,13 +108,25 @@ class WebhookServer(kopf.WebhookServer):
         settings: Settings,
         secret: OperatorSecrets,
         review: Callable[..., Awaitable[Any]] | None = None,
+        cert_dir: Path | None = None,
     ) -> None:
         admission = settings.admission
-        self._dir = tempfile.TemporaryDirectory(prefix="adroit-webhook-")
-        cert, key = Path(self._dir.name, "tls.crt"), Path(self._dir.name, "tls.key")
+        # The TLS stack reads the certificate from files: into `cert_dir` (in a container,
+        # the one writable volume, as with controller-runtime's --cert-dir), else into a
+        # temporary directory removed at exit.
+        if cert_dir is None:
+            self._dir: tempfile.TemporaryDirectory[str] | None = tempfile.TemporaryDirectory(
+                prefix="adroit-webhook-"
+            )
+            cert_dir = Path(self._dir.name)
+        else:
+            self._dir = None
+            cert_dir.mkdir(parents=True, exist_ok=True)
+        cert, key = cert_dir / "tls.crt", cert_dir / "tls.key"
         cert.write_bytes(secret.tls_cert)
+        key.unlink(missing_ok=True)
+        key.touch(mode=0o600)  # never readable by others, not even for a moment
         key.write_bytes(secret.tls_key)
-        key.chmod(0o600)
         super().__init__(
             addr=admission.listen,
             port=admission.port,
