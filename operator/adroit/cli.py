@@ -1,6 +1,7 @@
 """The `adroit` command: run the operator, write the CRDs, check a settings file."""
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -28,6 +29,7 @@ def _run(args: argparse.Namespace) -> int:
         namespaces=[settings.namespaces.control],
         memo=kopf.Memo(
             settings=settings,
+            settings_path=args.settings or os.environ.get("ADROIT_SETTINGS"),
             metrics_address=metrics,
             health_address=health,
             webhook_cert_dir=Path(args.webhook_cert_dir) if args.webhook_cert_dir else None,

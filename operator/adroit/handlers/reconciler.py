@@ -96,12 +96,22 @@ def start(memo: kopf.Memo) -> None:
     )
 
 
-@kopf.on.cleanup()
-async def stop(memo: kopf.Memo, **_: Any) -> None:
+async def restart(memo: kopf.Memo) -> None:
+    """Stop the controller (its Lease is released) and start it with memo's settings."""
     task: asyncio.Task[None] | None = getattr(memo, "reconciler", None)
     if task is not None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+    start(memo)
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    for name in ("settings_follower", "reconciler"):
+        task: asyncio.Task[None] | None = getattr(memo, name, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
     api = getattr(memo, "api", None)
     if api is not None:
         await api.close()

@@ -11,6 +11,7 @@ import kopf
 
 from adroit.api.settings import Settings, parse_settings
 from adroit.handlers import admission, reconciler
+from adroit.handlers.reload import follow_settings
 from adroit.handlers.serving import Readiness, serve
 from adroit.kube.admission import reviewer
 from adroit.kube.cluster import connect, describe_cluster, whoami
@@ -55,6 +56,7 @@ async def configure(
 
     if getattr(memo, "settings", None) is None:
         memo.settings = load_settings()
+        memo.settings_path = os.environ.get(SETTINGS_ENV)
     memo.readiness = Readiness()
     memo.serving = await serve(
         getattr(memo, "metrics_address", None),
@@ -107,3 +109,8 @@ async def configure(
             "and nobody is recorded"
         )
     reconciler.start(memo)
+    path = getattr(memo, "settings_path", None)
+    if path:
+        memo.settings_follower = asyncio.create_task(
+            follow_settings(memo, path), name="adroit-settings"
+        )
