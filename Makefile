@@ -18,7 +18,7 @@ endif
 
 .PHONY: help venv crds check-crds webhooks check-webhooks lint typecheck imports unit static \
         cluster-up cluster-down cluster install test-users webhook-config run test \
-        integration tools bench bench-scale clean verification-up verification-down \
+        integration test-outage tools bench bench-scale clean verification-up verification-down \
         bench-verification
 
 help: ## list the targets
