@@ -1,0 +1,330 @@
+"""`kubectl adroit`: the tracks at a glance, approvals and aborts, where a change is.
+
+kubectl runs this as the plugin `kubectl-adroit` (found on PATH). It acts as
+the kubeconfig's user, in its current context (or `--context`), on the control
+namespace (`-n`, else the context's namespace, else `adroit`).
+
+Exit codes: 0 done; 1 no such train or flavor; 2 wrong usage; 3 refused by
+the API server (RBAC or the admission webhook: the message says why and what
+to do); 4 the cluster or the kubeconfig cannot be used.
+"""
+
+import argparse
+import os
+import queue
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from adroit.api import names
+from adroit.api.settings import Settings, SettingsError
+from adroit.plan.tracks import as_data
+from adroit.tools import render
+from adroit.tools.client import MERGE, ApiError, Client, resource_path
+from adroit.tools.kubeconfig import KubeconfigError, connect
+from adroit.tools.look import (
+    SETTINGS_CONFIGMAP,
+    Observed,
+    observe,
+    settings_from_configmap,
+    settings_from_file,
+)
+
+OK, NOT_FOUND, USAGE, REFUSED, UNREACHABLE = 0, 1, 2, 3, 4
+ACTIONS = {
+    "approve": names.APPROVED,
+    "abort": names.ABORT,
+    "override-window": names.OVERRIDE_WINDOW,
+}
+
+
+class Session:
+    """One command's connection, namespace, settings and output."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        connection = connect(
+            getattr(args, "kubeconfig", None),
+            getattr(args, "context", None),
+            getattr(args, "as_user", None),
+            tuple(getattr(args, "as_group", None) or ()),
+        )
+        self.client = Client(connection)
+        self.namespace: str = getattr(args, "namespace", None) or connection.namespace or "adroit"
+        self.output: str = getattr(args, "output", None) or "text"
+        self.paint = render.Paint(sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
+        self._settings: Settings | bool | None = False
+
+    def settings(self) -> Settings | None:
+        """The operator's settings (for the window): --settings, $ADROIT_SETTINGS, or the
+        installed ConfigMap when this user may read it."""
+        if self._settings is False:
+            found = settings_from_file(getattr(self.args, "settings", None))
+            if found is None:
+                try:
+                    path = resource_path(self.namespace, "configmaps", SETTINGS_CONFIGMAP)
+                    found = settings_from_configmap(self.client.get(path))
+                except ApiError:
+                    found = None
+            self._settings = found
+        return self._settings or None
+
+    def list(self, plural: str) -> tuple[list[dict[str, Any]], str]:
+        answer = self.client.get(resource_path(self.namespace, plural), resourceVersion="0")
+        return list(answer.get("items") or []), str(answer["metadata"]["resourceVersion"])
+
+    def observe(self) -> tuple[Observed, dict[str, str]]:
+        """Flavors and Trains, listed side by side (and the settings meanwhile)."""
+        with ThreadPoolExecutor(3) as pool:
+            flavors = pool.submit(self.list, "flavors")
+            trains = pool.submit(self.list, "trains")
+            pool.submit(self.settings)
+            (f_items, f_version), (t_items, t_version) = flavors.result(), trains.result()
+        observed = observe(f_items, t_items, datetime.now(UTC))
+        for problem in observed.unreadable:
+            print(f"kubectl adroit: skipped {problem}", file=sys.stderr)
+        return observed, {"flavors": f_version, "trains": t_version}
+
+    def show(self, data: Any, text: Callable[[], str]) -> None:
+        print(render.dump(data, self.output) if self.output != "text" else text())
+
+
+# --- commands -------------------------------------------------------------
+
+
+def _status(s: Session) -> int:
+    observed, versions = s.observe()
+
+    def draw(observed: Observed) -> None:
+        tracks = observed.look(s.settings())
+        s.show(as_data(tracks), lambda: render.status_text(tracks, s.paint))
+
+    if not s.args.watch:
+        draw(observed)
+        return OK
+    return _watch(s, observed, versions, draw)
+
+
+def _watch(
+    s: Session, observed: Observed, versions: dict[str, str], draw: Callable[[Observed], None]
+) -> int:
+    """Draw again on every change the watches bring (and each half minute, for the ages)."""
+    items: dict[str, dict[str, dict[str, Any]]] = {
+        "flavors": {i["metadata"]["name"]: i for i in s.list("flavors")[0]},
+        "trains": {i["metadata"]["name"]: i for i in s.list("trains")[0]},
+    }
+    changes: queue.Queue[tuple[str, dict[str, Any]] | BaseException] = queue.Queue()
+
+    def follow(plural: str) -> None:
+        version = versions[plural]
+        while True:
+            try:
+                for event in s.client.watch(resource_path(s.namespace, plural), version):
+                    obj = event.get("object") or {}
+                    version = obj.get("metadata", {}).get("resourceVersion", version)
+                    if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
+                        changes.put((plural, event))
+            except ApiError as error:
+                if error.status == 410:  # compacted: start again from a fresh list
+                    fresh, version = s.list(plural)
+                    for item in fresh:
+                        changes.put((plural, {"type": "MODIFIED", "object": item}))
+                    continue
+                changes.put(error)
+                return
+
+    for plural in items:
+        threading.Thread(target=follow, args=(plural,), daemon=True).start()
+    clear = "\x1b[H\x1b[2J" if s.paint.enabled else ""
+    while True:
+        print(clear, end="")
+        draw(observe(items["flavors"].values(), items["trains"].values(), datetime.now(UTC)))
+        if not clear and s.output == "text":
+            print("---")
+        sys.stdout.flush()
+        try:
+            change = changes.get(timeout=30)
+        except queue.Empty:
+            continue
+        while True:  # take everything that came together, then draw once
+            if isinstance(change, BaseException):
+                raise change
+            plural, event = change
+            name = event["object"]["metadata"]["name"]
+            if event["type"] == "DELETED":
+                items[plural].pop(name, None)
+            else:
+                items[plural][name] = event["object"]
+            try:
+                change = changes.get(timeout=0.2)
+            except queue.Empty:
+                break
+
+
+def _get(s: Session) -> int:
+    observed, _ = s.observe()
+    now = observed.world.now
+    if s.args.kind in ("trains", "train", "tr"):
+        views = sorted(observed.world.trains, key=lambda t: t.order)
+        if s.args.name:
+            views = [v for v in views if v.name == s.args.name]
+            if not views:
+                return _missing(s, "train", s.args.name)
+        reading = observed.reading(s.settings())
+        lines = [reading.line(v) for v in views]
+        s.show(as_data(lines), lambda: render.trains_table(lines, now, s.paint))
+        return OK
+    flavors = sorted(observed.world.flavors.values(), key=lambda f: f.name)
+    if s.args.name:
+        flavors = [f for f in flavors if f.name == s.args.name]
+        if not flavors:
+            return _missing(s, "flavor", s.args.name)
+    data = [
+        {"name": f.name, "spec": f.spec.to_wire(), "status": f.status.to_wire()} for f in flavors
+    ]
+    s.show(data, lambda: render.flavors_table(flavors, s.paint))
+    return OK
+
+
+def _describe(s: Session) -> int:
+    observed, _ = s.observe()
+    view = observed.train(s.args.train)
+    if view is None:
+        return _missing(s, "train", s.args.train)
+    line = observed.reading(s.settings()).line(view)
+    s.show(as_data(line), lambda: render.describe_text(line, observed.world.now, s.paint))
+    return OK
+
+
+def _why(s: Session) -> int:
+    observed, _ = s.observe()
+    found = observed.why(s.args.flavor, s.settings())
+    if found is None:
+        return _missing(s, "flavor", s.args.flavor)
+    s.show(as_data(found), lambda: render.why_text(found, observed.world.now, s.paint))
+    return OK
+
+
+def _act(s: Session) -> int:
+    """Write the annotation a person would: the webhook checks and records it as usual."""
+    key = ACTIONS[s.args.command]
+    train = s.args.train
+    patch = {"metadata": {"annotations": {key: "true"}}}
+    try:
+        s.client.request(
+            "PATCH", resource_path(s.namespace, "trains", train), body=patch, content_type=MERGE
+        )
+    except ApiError as error:
+        if error.status == 404:
+            return _missing(s, "train", train)
+        if error.status == 0:
+            raise
+        print(f"kubectl adroit {s.args.command}: refused: {error.message}", file=sys.stderr)
+        hint = refusal_hint(s.args.command, error, s.namespace, train)
+        if hint:
+            print(hint, file=sys.stderr)
+        return REFUSED
+    print(f"train/{train} annotated {key}=true")
+    return OK
+
+
+def refusal_hint(command: str, error: ApiError, namespace: str, train: str) -> str:
+    """What to do after a refusal the message itself may not explain (RBAC says only what
+    was forbidden; the webhook's own messages already say what to do)."""
+    if error.status == 403 and "cannot patch resource" in error.message:
+        return (
+            f"To {command} a train you need to patch trains in {namespace}"
+            + (" and the verb `approve` on trains" if command != "abort" else "")
+            + " (ClusterRole adroit-approver bound to you there); "
+            f"ask an approver to run: kubectl adroit {command} {train} -n {namespace}"
+        )
+    return ""
+
+
+def _missing(s: Session, kind: str, name: str) -> int:
+    print(f"kubectl adroit: {kind} {name} not found in namespace {s.namespace}", file=sys.stderr)
+    return NOT_FOUND
+
+
+def _dashboard(s: Session) -> int:
+    from adroit.tools.dashboard import serve
+
+    return serve(s.client.connection, s.namespace, s.settings(), s.args.address, s.args.port)
+
+
+# --- arguments --------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    common.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG)")
+    common.add_argument("--context", help="kubeconfig context (default: the current one)")
+    common.add_argument("-n", "--namespace", help="control namespace (default: the context's)")
+    common.add_argument("--as", dest="as_user", help="impersonate this user, as kubectl --as")
+    common.add_argument("--as-group", action="append", help="impersonate this group")
+    common.add_argument("--settings", help="the operator's settings file, for the deploy window")
+    data = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    data.add_argument("-o", "--output", choices=["text", "json", "yaml"], help="output format")
+
+    parser = argparse.ArgumentParser(
+        prog="kubectl adroit",
+        description=__doc__,
+        parents=[common],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    status = commands.add_parser("status", parents=[common, data], help="the tracks at a glance")
+    status.add_argument("-w", "--watch", action="store_true", help="draw again on every change")
+    status.set_defaults(func=_status)
+    get = commands.add_parser("get", parents=[common, data], help="list trains or flavors")
+    get.add_argument("kind", choices=["trains", "train", "tr", "flavors", "flavor", "fl"])
+    get.add_argument("name", nargs="?")
+    get.set_defaults(func=_get)
+    describe = commands.add_parser(
+        "describe", parents=[common, data], help="a train: cars and its history as a timeline"
+    )
+    describe.add_argument("train")
+    describe.set_defaults(func=_describe)
+    for action, text in (
+        ("approve", "approve a train waiting for approval (adroit.dev/approved=true)"),
+        ("abort", "stop a train and revert staging (adroit.dev/abort=true)"),
+        ("override-window", "let a train go outside the deploy window"),
+    ):
+        act = commands.add_parser(action, parents=[common], help=text)
+        act.add_argument("train")
+        act.set_defaults(func=_act)
+    why = commands.add_parser(
+        "why", parents=[common, data], help="where a flavor's latest change is, and why"
+    )
+    why.add_argument("flavor")
+    why.set_defaults(func=_why)
+    dash = commands.add_parser("dashboard", parents=[common], help="serve the live dashboard")
+    dash.add_argument("--port", type=int, default=3100, help="port (default 3100)")
+    dash.add_argument("--address", default="127.0.0.1", help="address (default 127.0.0.1)")
+    dash.set_defaults(func=_dashboard)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        session = Session(args)
+        return int(args.func(session))
+    except (KubeconfigError, OSError) as error:
+        print(f"kubectl adroit: {error}", file=sys.stderr)
+        return UNREACHABLE
+    except SettingsError as error:
+        print(f"kubectl adroit: {error}", file=sys.stderr)
+        return USAGE
+    except ApiError as error:
+        print(f"kubectl adroit: {error.message}", file=sys.stderr)
+        return REFUSED if error.status in (401, 403) else UNREACHABLE
+    except KeyboardInterrupt:
+        return OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
