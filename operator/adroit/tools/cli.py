@@ -19,10 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from adroit.api import names
 from adroit.api.settings import Settings, SettingsError
 from adroit.plan.tracks import as_data
 from adroit.tools import render
+from adroit.tools.actions import ACTIONS, annotation_patch, refusal_hint
 from adroit.tools.client import MERGE, ApiError, Client, resource_path
 from adroit.tools.kubeconfig import KubeconfigError, connect
 from adroit.tools.look import (
@@ -34,11 +34,6 @@ from adroit.tools.look import (
 )
 
 OK, NOT_FOUND, USAGE, REFUSED, UNREACHABLE = 0, 1, 2, 3, 4
-ACTIONS = {
-    "approve": names.APPROVED,
-    "abort": names.ABORT,
-    "override-window": names.OVERRIDE_WINDOW,
-}
 
 
 class Session:
@@ -56,12 +51,13 @@ class Session:
         self.namespace: str = getattr(args, "namespace", None) or connection.namespace or "adroit"
         self.output: str = getattr(args, "output", None) or "text"
         self.paint = render.Paint(sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
-        self._settings: Settings | bool | None = False
+        self._settings: Settings | None = None
+        self._settings_read = False
 
     def settings(self) -> Settings | None:
         """The operator's settings (for the window): --settings, $ADROIT_SETTINGS, or the
         installed ConfigMap when this user may read it."""
-        if self._settings is False:
+        if not self._settings_read:
             found = settings_from_file(getattr(self.args, "settings", None))
             if found is None:
                 try:
@@ -69,8 +65,8 @@ class Session:
                     found = settings_from_configmap(self.client.get(path))
                 except ApiError:
                     found = None
-            self._settings = found
-        return self._settings or None
+            self._settings, self._settings_read = found, True
+        return self._settings
 
     def list(self, plural: str) -> tuple[list[dict[str, Any]], str]:
         answer = self.client.get(resource_path(self.namespace, plural), resourceVersion="0")
@@ -210,38 +206,22 @@ def _why(s: Session) -> int:
 
 def _act(s: Session) -> int:
     """Write the annotation a person would: the webhook checks and records it as usual."""
-    key = ACTIONS[s.args.command]
-    train = s.args.train
-    patch = {"metadata": {"annotations": {key: "true"}}}
+    action, train = s.args.command, s.args.train
+    path = resource_path(s.namespace, "trains", train)
     try:
-        s.client.request(
-            "PATCH", resource_path(s.namespace, "trains", train), body=patch, content_type=MERGE
-        )
+        s.client.request("PATCH", path, body=annotation_patch(action), content_type=MERGE)
     except ApiError as error:
         if error.status == 404:
             return _missing(s, "train", train)
         if error.status == 0:
             raise
-        print(f"kubectl adroit {s.args.command}: refused: {error.message}", file=sys.stderr)
-        hint = refusal_hint(s.args.command, error, s.namespace, train)
+        print(f"kubectl adroit {action}: refused: {error.message}", file=sys.stderr)
+        hint = refusal_hint(action, error, s.namespace, train)
         if hint:
             print(hint, file=sys.stderr)
         return REFUSED
-    print(f"train/{train} annotated {key}=true")
+    print(f"train/{train} annotated {ACTIONS[action]}=true")
     return OK
-
-
-def refusal_hint(command: str, error: ApiError, namespace: str, train: str) -> str:
-    """What to do after a refusal the message itself may not explain (RBAC says only what
-    was forbidden; the webhook's own messages already say what to do)."""
-    if error.status == 403 and "cannot patch resource" in error.message:
-        return (
-            f"To {command} a train you need to patch trains in {namespace}"
-            + (" and the verb `approve` on trains" if command != "abort" else "")
-            + " (ClusterRole adroit-approver bound to you there); "
-            f"ask an approver to run: kubectl adroit {command} {train} -n {namespace}"
-        )
-    return ""
 
 
 def _missing(s: Session, kind: str, name: str) -> int:

@@ -74,7 +74,7 @@ def _data(entry: dict[str, Any], key: str) -> bytes | None:
     if entry.get(f"{key}-data"):
         return base64.b64decode(entry[f"{key}-data"])
     if entry.get(key):
-        return (entry["__dir__"] / entry[key]).read_bytes()
+        return Path(entry["__dir__"], entry[key]).read_bytes()
     return None
 
 
