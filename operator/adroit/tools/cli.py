@@ -10,6 +10,7 @@ to do); 4 the cluster or the kubeconfig cannot be used.
 """
 
 import argparse
+import json
 import os
 import queue
 import sys
@@ -34,6 +35,8 @@ from adroit.tools.look import (
 )
 
 OK, NOT_FOUND, USAGE, REFUSED, UNREACHABLE = 0, 1, 2, 3, 4
+PLURALS = ("flavors", "trains")
+Fetched = dict[str, tuple[list[dict[str, Any]], str]]  # plural: (items, resourceVersion)
 
 
 class Session:
@@ -50,6 +53,7 @@ class Session:
         self.client = Client(connection)
         self.namespace: str = getattr(args, "namespace", None) or connection.namespace or "adroit"
         self.output: str = getattr(args, "output", None) or "text"
+        self.compact = False
         self.paint = render.Paint(sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
         self._settings: Settings | None = None
         self._settings_read = False
@@ -72,46 +76,50 @@ class Session:
         answer = self.client.get(resource_path(self.namespace, plural), resourceVersion="0")
         return list(answer.get("items") or []), str(answer["metadata"]["resourceVersion"])
 
-    def observe(self) -> tuple[Observed, dict[str, str]]:
+    def fetch(self) -> Fetched:
         """Flavors and Trains, listed side by side (and the settings meanwhile)."""
         with ThreadPoolExecutor(3) as pool:
-            flavors = pool.submit(self.list, "flavors")
-            trains = pool.submit(self.list, "trains")
+            lists = {p: pool.submit(self.list, p) for p in PLURALS}
             pool.submit(self.settings)
-            (f_items, f_version), (t_items, t_version) = flavors.result(), trains.result()
-        observed = observe(f_items, t_items, datetime.now(UTC))
+            return {p: future.result() for p, future in lists.items()}
+
+    def observe(self, fetched: Fetched | None = None) -> Observed:
+        fetched = fetched or self.fetch()
+        observed = observe(fetched["flavors"][0], fetched["trains"][0], datetime.now(UTC))
         for problem in observed.unreadable:
             print(f"kubectl adroit: skipped {problem}", file=sys.stderr)
-        return observed, {"flavors": f_version, "trains": t_version}
+        return observed
 
     def show(self, data: Any, text: Callable[[], str]) -> None:
-        print(render.dump(data, self.output) if self.output != "text" else text())
+        if self.output == "text":
+            print(text())
+        elif self.compact and self.output == "json":  # one document a line, for scripts
+            print(json.dumps(data, separators=(",", ":")))
+        else:
+            print(render.dump(data, self.output))
 
 
 # --- commands -------------------------------------------------------------
 
 
 def _status(s: Session) -> int:
-    observed, versions = s.observe()
+    fetched = s.fetch()
 
     def draw(observed: Observed) -> None:
         tracks = observed.look(s.settings())
         s.show(as_data(tracks), lambda: render.status_text(tracks, s.paint))
 
     if not s.args.watch:
-        draw(observed)
+        draw(s.observe(fetched))
         return OK
-    return _watch(s, observed, versions, draw)
+    s.compact = True
+    return _watch(s, fetched, draw)
 
 
-def _watch(
-    s: Session, observed: Observed, versions: dict[str, str], draw: Callable[[Observed], None]
-) -> int:
+def _watch(s: Session, fetched: Fetched, draw: Callable[[Observed], None]) -> int:
     """Draw again on every change the watches bring (and each half minute, for the ages)."""
-    items: dict[str, dict[str, dict[str, Any]]] = {
-        "flavors": {i["metadata"]["name"]: i for i in s.list("flavors")[0]},
-        "trains": {i["metadata"]["name"]: i for i in s.list("trains")[0]},
-    }
+    items = {p: {i["metadata"]["name"]: i for i in fetched[p][0]} for p in PLURALS}
+    versions = {p: fetched[p][1] for p in PLURALS}
     changes: queue.Queue[tuple[str, dict[str, Any]] | BaseException] = queue.Queue()
 
     def follow(plural: str) -> None:
@@ -132,7 +140,7 @@ def _watch(
                 changes.put(error)
                 return
 
-    for plural in items:
+    for plural in PLURALS:
         threading.Thread(target=follow, args=(plural,), daemon=True).start()
     clear = "\x1b[H\x1b[2J" if s.paint.enabled else ""
     while True:
@@ -161,7 +169,7 @@ def _watch(
 
 
 def _get(s: Session) -> int:
-    observed, _ = s.observe()
+    observed = s.observe()
     now = observed.world.now
     if s.args.kind in ("trains", "train", "tr"):
         views = sorted(observed.world.trains, key=lambda t: t.order)
@@ -186,7 +194,7 @@ def _get(s: Session) -> int:
 
 
 def _describe(s: Session) -> int:
-    observed, _ = s.observe()
+    observed = s.observe()
     view = observed.train(s.args.train)
     if view is None:
         return _missing(s, "train", s.args.train)
@@ -196,7 +204,7 @@ def _describe(s: Session) -> int:
 
 
 def _why(s: Session) -> int:
-    observed, _ = s.observe()
+    observed = s.observe()
     found = observed.why(s.args.flavor, s.settings())
     if found is None:
         return _missing(s, "flavor", s.args.flavor)
