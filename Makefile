@@ -18,7 +18,7 @@ endif
 
 .PHONY: help venv crds check-crds webhooks check-webhooks lint typecheck imports unit static \
         cluster-up cluster-down cluster install test-users webhook-config run test \
-        integration bench bench-scale clean
+        integration bench bench-scale bench-status clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -111,6 +111,9 @@ bench: venv install ## time the README's flow, count API writes, measure the web
 
 bench-scale: venv install ## issue 9's figures with N flavors (make bench-scale N=200; default 2000)
 	python bench/scale.py --flavors $(N)
+
+bench-status: venv install ## time `kubectl adroit status` with 2,000 flavors and 50 finished trains
+	python bench/status.py
 
 clean: cluster-down ## stop the cluster, remove the virtualenv and caches
 	rm -rf $(VENV) .cluster .mypy_cache .ruff_cache .pytest_cache .hypothesis
