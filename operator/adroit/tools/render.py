@@ -123,8 +123,10 @@ def status_text(tracks: Tracks, paint: Paint) -> str:
         )
     lines.append("")
     lines.append(paint.bold(f"Pending changes ({len(tracks.pending)} of {tracks.flavor_count})"))
-    for change in tracks.pending[:PENDING_SHOWN]:
-        lines.append(f"  {change.flavor}  {paint(change.reason)}: {change.message}")
+    shown = tracks.pending[:PENDING_SHOWN]
+    width = max((len(c.flavor) for c in shown), default=0)
+    for change in shown:
+        lines.append(f"  {change.flavor.ljust(width)}  {paint(change.reason)}: {change.message}")
     if len(tracks.pending) > PENDING_SHOWN:
         lines.append(f"  ... and {len(tracks.pending) - PENDING_SHOWN} more (-o json lists all)")
     lines.append("")
