@@ -151,3 +151,33 @@ def test_exit_codes_scripts_can_use(op: Operator) -> None:
     assert "context 'nobody' is not in the kubeconfig" in unknown.stderr
     usage = kubectl_adroit("frobnicate")
     assert usage.returncode == 2
+
+
+def test_exec_credential_plugins_and_impersonation(op: Operator, tmp_path: Path) -> None:
+    """Kubeconfigs of cloud clusters get tokens from a command; kubectl's --as works too."""
+    config = yaml.safe_load(Path(os.environ["KUBECONFIG"]).read_text())
+    if not any(u["name"] == "alice" and "token" in u["user"] for u in config["users"]):
+        pytest.skip("this kubeconfig has no token for alice to hand out through a plugin")
+    token = next(u["user"]["token"] for u in config["users"] if u["name"] == "alice")
+    plugin = tmp_path / "credential-plugin"
+    credential = {
+        "apiVersion": "client.authentication.k8s.io/v1",
+        "kind": "ExecCredential",
+        "status": {"token": token},
+    }
+    plugin.write_text(f"#!/bin/sh\necho '{json.dumps(credential)}'\n")
+    plugin.chmod(0o755)
+    exec_user = {"apiVersion": "client.authentication.k8s.io/v1", "command": str(plugin)}
+    config["users"].append({"name": "by-plugin", "user": {"exec": exec_user}})
+    cluster = next(c["context"]["cluster"] for c in config["contexts"] if c["name"] == "alice")
+    config["contexts"].append(
+        {"name": "plugin", "context": {"cluster": cluster, "user": "by-plugin"}}
+    )
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+
+    listed = adroit(op, "get", "trains", "--kubeconfig", str(kubeconfig), "--context", "plugin")
+    assert listed.returncode == 0, listed.stderr
+    as_bob = adroit(op, "approve", "no-such-train", "--as", "bob", "--as-group", GROUPS["bob"])
+    assert as_bob.returncode == 3
+    assert 'User "bob" cannot patch resource "trains"' in as_bob.stderr
