@@ -69,18 +69,27 @@ def op(tmp_path: Path) -> Iterator[Operator]:
         yield running
 
 
-def shown(driver: Any, css: str, text: str = "") -> Any:
-    """Wait until an element matching `css` (and holding `text`) is in the page."""
+def shown(driver: Any, css: str, text: str = "", click: bool = False) -> dict[str, str]:
+    """Wait until an element matching `css` (and holding `text`) is in the page, and click it
+    if asked; its text and data-train. The page draws itself anew on every change, so an
+    element found may be gone a moment later: then look again."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    def found(d: Any) -> Any:
-        for element in d.find_elements(By.CSS_SELECTOR, css):
-            if text in element.text:
-                return element
+    def found(d: Any) -> dict[str, str] | None:
+        try:
+            for element in d.find_elements(By.CSS_SELECTOR, css):
+                if text in element.text:
+                    seen = {"text": element.text, "train": element.get_attribute("data-train")}
+                    if click:
+                        element.click()
+                    return seen
+        except StaleElementReferenceException:
+            pass
         return None
 
-    return WebDriverWait(driver, WAIT, poll_frequency=0.2).until(
+    return WebDriverWait(driver, WAIT, poll_frequency=0.2).until(  # type: ignore[no-any-return]
         found, f"{css} with {text!r} in the page"
     )
 
@@ -95,19 +104,22 @@ def test_a_train_appears_live_bob_is_refused_alice_approves(
         alice_tab = browser.current_window_handle
 
         apply(op.flavor("ads", version="v1"), user="bob")
-        waiting = shown(browser, '#on-tracks [data-phase="AwaitingApproval"]')
-        train = waiting.get_attribute("data-train")
+        waiting = shown(
+            browser,
+            '#on-tracks [data-phase="AwaitingApproval"]',
+            "may approve: any approver but bob",
+        )
+        train = waiting["train"]
         assert op.phase(train) == "AwaitingApproval"
-        assert "may approve: any approver but bob" in waiting.text
         assert browser.execute_script("return window.loadedOnce") is True, "no reload"
 
         browser.switch_to.new_window("tab")
         browser.get(bob)
         shown(browser, "header", "acting as bob")
-        shown(browser, f'#on-tracks [data-action="approve"][data-train="{train}"]').click()
-        refusal = shown(browser, "#notice.refused", "Refused")
-        assert 'User "bob" cannot patch resource "trains"' in refusal.text
-        assert "ClusterRole adroit-approver" in refusal.text
+        shown(browser, f'#on-tracks [data-action="approve"][data-train="{train}"]', click=True)
+        refusal = shown(browser, "#notice.refused", "Refused")["text"]
+        assert 'User "bob" cannot patch resource "trains"' in refusal
+        assert "ClusterRole adroit-approver" in refusal
         picture = tmp_path / "dashboard.png"
         browser.save_screenshot(str(picture))
         if SCREENSHOT:
@@ -115,7 +127,7 @@ def test_a_train_appears_live_bob_is_refused_alice_approves(
         assert op.phase(train) == "AwaitingApproval"
 
         browser.switch_to.window(alice_tab)
-        shown(browser, f'#on-tracks [data-action="approve"][data-train="{train}"]').click()
+        shown(browser, f'#on-tracks [data-action="approve"][data-train="{train}"]', click=True)
         shown(browser, "#notice.done", f"train/{train} annotated adroit.dev/approved=true")
         shown(browser, f'#recent [data-train="{train}"][data-phase="Deployed"]')
         shown(browser, "#on-tracks", "no train on the tracks")

@@ -32,7 +32,7 @@ from adroit.plan.tracks import as_data
 from adroit.tools.actions import ACTIONS, annotation_patch, refusal_hint
 from adroit.tools.client import MERGE, ApiError, resource_path
 from adroit.tools.kubeconfig import Connection
-from adroit.tools.look import observe
+from adroit.tools.look import Cache, observe
 
 PLURALS = ("flavors", "trains")
 WATCH_SECONDS = 300  # the server ends each watch after this; it is started again from where it was
@@ -135,15 +135,15 @@ class Dashboard:
         self.hosts = hosts
         self.token = secrets.token_urlsafe(32)
         self._view: tuple[int, bytes] = (-1, b"")
+        self._read: Cache = {}
 
     def view(self) -> bytes:
         """The view of the tracks as one event's data, computed once per change."""
         version = self.tracker.version
         if self._view[0] != version:
             items = self.tracker.items
-            observed = observe(
-                items["flavors"].values(), items["trains"].values(), datetime.now(UTC)
-            )
+            flavors, trains = items["flavors"].values(), items["trains"].values()
+            observed = observe(flavors, trains, datetime.now(UTC), self._read)
             data = {
                 "tracks": as_data(observed.look(self.settings)),
                 "synced": len(self.tracker.synced) == len(PLURALS),

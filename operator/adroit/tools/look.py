@@ -44,19 +44,37 @@ class Observed:
         return Reading(self.annotations, self.created_by, duties)
 
 
+# Objects already read, by (kind, name): (resourceVersion, view); an object is read again
+# only once it changed. The dashboard keeps one across changes.
+Cache = dict[tuple[str, str], tuple[str, Any]]
+
+
 def observe(
-    flavors: Iterable[dict[str, Any]], trains: Iterable[dict[str, Any]], now: datetime
+    flavors: Iterable[dict[str, Any]],
+    trains: Iterable[dict[str, Any]],
+    now: datetime,
+    cache: Cache | None = None,
 ) -> Observed:
     """The World of these Flavors and Trains at `now` (no stage is read: each status says
     what runs)."""
     unreadable: list[str] = []
+    cache = {} if cache is None else cache
+    present: set[tuple[str, str]] = set()
 
     def read(kind: str, item: dict[str, Any], parse: Callable[[dict[str, Any]], Any]) -> Any:
+        meta = item.get("metadata", {})
+        key, version = (kind, meta.get("name", "")), meta.get("resourceVersion", "")
+        present.add(key)
+        seen = cache.get(key)
+        if seen is not None and seen[0] == version:
+            return seen[1]
         try:
-            return parse(item)
+            view = parse(item)
         except (ValidationError, KeyError, ValueError) as error:
-            unreadable.append(f"{kind} {item.get('metadata', {}).get('name')}: {error}")
+            unreadable.append(f"{kind} {meta.get('name')}: {error}")
             return None
+        cache[key] = (version, view)
+        return view
 
     flavor_views: dict[str, FlavorView] = {}
     for item in flavors:
@@ -75,6 +93,8 @@ def observe(
         annotations[train.name] = notes
         if notes.get(names.CREATED_BY):
             created_by[train.name] = notes[names.CREATED_BY]
+    for gone in cache.keys() - present:
+        del cache[gone]
     world = World(now=now, flavors=flavor_views, trains=tuple(train_views))
     return Observed(world, annotations, created_by, tuple(unreadable))
 
