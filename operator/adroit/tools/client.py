@@ -94,16 +94,23 @@ class Client:
         content_type: str = "application/json",
     ) -> dict[str, Any]:
         """One request on this thread's connection; the decoded answer."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self._open(self.timeout)
-        try:
-            response = self._send(conn, method, path, query, body, content_type)
-            text = response.read().decode()
-        except (OSError, http.client.HTTPException) as error:
-            self._local.conn = None
-            conn.close()
-            raise ApiError(0, f"cannot reach {self.connection.server}: {error}") from None
+        for attempt in (1, 2):
+            conn = getattr(self._local, "conn", None)
+            reused = conn is not None
+            if conn is None:
+                conn = self._local.conn = self._open(self.timeout)
+            try:
+                response = self._send(conn, method, path, query, body, content_type)
+                text = response.read().decode()
+                break
+            except (OSError, http.client.HTTPException) as error:
+                self._local.conn = None
+                conn.close()
+                # A kept-alive connection the server closed meanwhile: open a new one, once.
+                stale = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+                if reused and attempt == 1 and isinstance(error, stale):
+                    continue
+                raise ApiError(0, f"cannot reach {self.connection.server}: {error}") from None
         if not 200 <= response.status < 300:
             raise ApiError.of(response.status, text)
         return dict(json.loads(text)) if text else {}
