@@ -13,6 +13,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from adroit.api import names
 from adroit.api.train import ENDED_BADLY, FINISHED, CarState, HistoryEntry, Phase, TrainStatus
 from adroit.plan.machine import since
 from adroit.plan.revision import flavor_revision
@@ -104,8 +105,9 @@ class Whereabouts:
 
 
 def _annotation_words(annotations: Mapping[str, str]) -> tuple[str, ...]:
-    keys = ("adroit.dev/approved", "adroit.dev/abort", "adroit.dev/override-window")
-    return tuple(k.removeprefix("adroit.dev/") for k in keys if annotations.get(k) == "true")
+    """The guarded annotations set to "true", by their short names."""
+    keys = (names.APPROVED, names.ABORT, names.OVERRIDE_WINDOW)
+    return tuple(k.split("/")[1] for k in keys if annotations.get(k) == "true")
 
 
 def _needs_approval(status: TrainStatus) -> bool:
