@@ -52,6 +52,13 @@ def waits_behind_a_train(sim: Sim) -> str:
     return train
 
 
+def removing(sim: Sim) -> str:
+    shipped(sim)
+    sim.delete_flavor("ads")
+    sim.run(40)
+    return max(sim.trains, key=lambda n: sim.trains[n].order)
+
+
 Scenario = Callable[[Sim], str]
 
 WHERE = [
@@ -61,6 +68,7 @@ WHERE = [
     (rolled_back, "ads", "RolledBack", ["ended RolledBack", "does not ride again by itself"]),
     (unseen, "ads", "NotObserved", ["not yet seen by the operator"]),
     (waits_behind_a_train, "other", "AwaitingTrain", ["not yet on a train", "on the tracks"]),
+    (removing, "ads", "AwaitingApproval", ["the removal rides train"]),
 ]
 
 
@@ -75,7 +83,7 @@ def test_where_a_flavors_change_is(
     for word in words:
         assert word in found.message, found.message
     if flavor == "ads":
-        assert [line.name for line, _ in found.trains] == [train]
+        assert found.trains[0][0].name == train, "the newest train first"
 
 
 def test_a_train_waiting_for_approval_says_who_may_approve_and_what_is_pending() -> None:
