@@ -6,6 +6,7 @@ message to the person.
 """
 
 import datetime as dt
+from collections import OrderedDict
 from typing import Any
 
 import kopf
@@ -86,6 +87,30 @@ def _revision(spec: Any) -> str | None:
         return None
 
 
+# A Train's spec is immutable (CEL) and a train of 2,000 cars takes milliseconds to read:
+# each train's is read once, keyed by its uid and generation.
+_SPECS: "OrderedDict[tuple[str, int], TrainSpec]" = OrderedDict()
+_SPECS_KEPT = 64
+
+
+def _train_spec(body: Any) -> TrainSpec:
+    meta = body.get("metadata") or {}
+    key = (meta.get("uid") or "", int(meta.get("generation") or 0))
+    spec = _SPECS.get(key) if key[0] else None
+    if spec is None:
+        spec = TrainSpec.model_validate(body.get("spec") or {})
+        if key[0]:
+            _SPECS[key] = spec
+            if len(_SPECS) > _SPECS_KEPT:
+                _SPECS.popitem(last=False)
+    return spec
+
+
+def _history(status: Any) -> TrainStatus:
+    """Only the status history (for the approval's round), not every car's state."""
+    return TrainStatus.model_validate({"history": (status or {}).get("history") or []})
+
+
 def _refuse_what_only_the_operator_sets(spec: TrainSpec, settings: Settings) -> None:
     owned = owned_fields(spec)
     if owned:
@@ -121,7 +146,7 @@ async def check_and_sign(
         _set(patch, names.CREATED_BY, created_by)
     phase_text = ((old or body).get("status") or {}).get("phase")
     phase = Phase(phase_text) if phase_text else None
-    spec = TrainSpec.model_validate(body.get("spec") or {})
+    spec = _train_spec(body)
     if operation == "CREATE" and user != getattr(memo, "operator_user", None):
         _refuse_what_only_the_operator_sets(spec, settings)
 
@@ -167,6 +192,6 @@ async def check_and_sign(
             user,
             tuple(groups),
             dt.datetime.now(dt.UTC).replace(microsecond=0),
-            round=rounds(TrainStatus.model_validate((old or {}).get("status") or {})),
+            round=rounds(_history((old or {}).get("status"))),
         )
         _set(patch, record, sign(stamp, memo.secrets.signing_key))

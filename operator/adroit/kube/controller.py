@@ -28,10 +28,10 @@ from adroit.api.train import FINISHED, TrainSpec
 from adroit.kube import act, rest
 from adroit.kube.informer import Informer
 from adroit.kube.notify import notify
-from adroit.kube.read import flavor_view, quota_of, train_view
+from adroit.kube.read import flavor_or_unreadable, quota_of, train_view
 from adroit.plan.cars import snapshot_name
 from adroit.plan.converge import Writes
-from adroit.plan.flavors import flavor_status
+from adroit.plan.flavors import flavor_status, unreadable_status
 from adroit.plan.formation import REVISION_LABEL, Formation, form_train, prune, snapshot_spec
 from adroit.plan.machine import Notice
 from adroit.plan.observe import managed_of, unschedulable, workload_of
@@ -40,7 +40,15 @@ from adroit.plan.render import DEPLOYMENT_LABEL
 from adroit.plan.stages import Stage
 from adroit.plan.trains import TrainStep, step_trains
 from adroit.plan.trust import SIGNATURE, signed_by_operator, train_signature, without_owned_fields
-from adroit.plan.world import FlavorView, Managed, StageWorld, TrainView, Workload, World
+from adroit.plan.world import (
+    FlavorView,
+    Managed,
+    StageWorld,
+    TrainView,
+    UnreadableFlavor,
+    Workload,
+    World,
+)
 
 log = logging.getLogger("adroit.reconciler")
 MANAGED = f"{names.MANAGED_BY}={names.MANAGED_BY_VALUE}"
@@ -62,6 +70,7 @@ class FlavorWork:
     view: FlavorView | None = None
     finalizer: FinalizerAction | None = None
     status: tuple[dict[str, Any], dict[str, Any]] | None = None
+    version: str = ""  # the resourceVersion the status was computed from, without a view
 
 
 def _pod_of(item: dict[str, Any]) -> dict[str, Any]:
@@ -131,7 +140,7 @@ class Controller:
             return Informer(api, kind, namespace, **kw)
 
         self.flavors = on(
-            "Flavor", ns.control, transform=flavor_view, on_change=self._flavor_changed
+            "Flavor", ns.control, transform=flavor_or_unreadable, on_change=self._flavor_changed
         )
         self.trains = on("Train", ns.control, transform=self._train, on_change=self._train_changed)
         self.revisions = on(
@@ -290,12 +299,15 @@ class Controller:
         """One snapshot of every cache, for one batch of keys."""
         return World(
             now=datetime.now(UTC),
-            flavors=dict(self.flavors.items),
+            flavors={n: v for n, v in self.flavors.items.items() if isinstance(v, FlavorView)},
             trains=tuple(self._resolved(t) for t in self.trains.items.values()),
             staging=self._stage_world(Stage.STAGING),
             production=self._stage_world(Stage.PRODUCTION),
             errors=dict(self.errors),
             snapshots=frozenset(self.revisions.items),
+            unreadable={
+                n: v for n, v in self.flavors.items.items() if isinstance(v, UnreadableFlavor)
+            },
         )
 
     def _resolved(self, view: TrainView) -> TrainView:
@@ -399,6 +411,12 @@ class Controller:
                 log.exception("flavor %s cannot be rendered for %s", name, stage)
                 writes[stage] = f"cannot render {stage}: {error}"
         view = world.flavors.get(name)
+        unreadable = world.unreadable.get(name)
+        if unreadable is not None:
+            status = unreadable_status(unreadable, world.now)
+            changed = status != unreadable.status
+            before = (unreadable.status.to_wire(), status.to_wire()) if changed else None
+            return FlavorWork(writes, status=before, version=unreadable.resource_version)
         if view is None:
             return FlavorWork(writes)
         status = flavor_status(view, world)
@@ -461,6 +479,11 @@ class Controller:
                 self.enqueue(TRAINS)
         view = work.view
         if view is None:
+            if work.status is not None:  # a Flavor that cannot be read says so
+                current, desired = work.status
+                await self._patch_status(
+                    self.flavors, "Flavor", name, work.version, current, desired
+                )
             return
         version = view.resource_version
         if work.finalizer is not None:
@@ -598,6 +621,12 @@ class Controller:
         done = await act.create(self.api, train)
         if done is not None:
             self.remember(self.trains, done)
+            meta = done["metadata"]
+            done = await act.forget_managed_fields(
+                self.api, "Train", meta["namespace"], meta["name"]
+            )
+            if done is not None:
+                self.remember(self.trains, done)
             log.info(
                 "formed train %s with %d car(s)",
                 train["metadata"]["name"],

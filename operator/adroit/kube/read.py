@@ -3,6 +3,8 @@
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from adroit.api import names
 from adroit.api.flavor import FlavorSpec, FlavorStatus
 from adroit.api.train import TrainSpec, TrainStatus
@@ -14,6 +16,7 @@ from adroit.plan.world import (
     FlavorView,
     Quota,
     TrainView,
+    UnreadableFlavor,
 )
 
 CHANGED_BY = names.CHANGED_BY
@@ -21,6 +24,29 @@ CHANGED_BY = names.CHANGED_BY
 
 def _timestamp(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def flavor_or_unreadable(item: dict[str, Any]) -> FlavorView | UnreadableFlavor:
+    """A Flavor as the plan sees it, or, when its spec cannot be read, a marker that keeps it
+    (a Flavor left out would look deleted, and its staging would be taken down)."""
+    try:
+        return flavor_view(item)
+    except ValidationError as error:
+        meta = item["metadata"]
+        try:
+            status = FlavorStatus.model_validate(item.get("status") or {})
+        except ValidationError:
+            status = FlavorStatus()
+        first = error.errors()[0]
+        where = ".".join(["spec", *(str(p) for p in first["loc"])])
+        return UnreadableFlavor(
+            name=meta["name"],
+            reason=f"{where}: {first['msg']}",
+            generation=int(meta.get("generation", 1)),
+            status=status,
+            resource_version=meta["resourceVersion"],
+            deleting="deletionTimestamp" in meta,
+        )
 
 
 def flavor_view(item: dict[str, Any]) -> FlavorView:

@@ -1,5 +1,7 @@
 """A Flavor's status, computed from what runs in each stage and the trains carrying it."""
 
+from datetime import datetime
+
 from adroit.api.conditions import ConditionStatus
 from adroit.api.flavor import FlavorStatus, ProductionStatus, StageStatus, TrafficSplit
 from adroit.api.names import FINALIZER
@@ -9,7 +11,7 @@ from adroit.plan.render import shadow_view
 from adroit.plan.revision import flavor_revision
 from adroit.plan.routes import ROUTE_KIND_NAMES, applied_split
 from adroit.plan.stages import Stage
-from adroit.plan.world import FlavorView, StageWorld, World
+from adroit.plan.world import FlavorView, StageWorld, UnreadableFlavor, World
 
 Condition = tuple[ConditionStatus, str, str]
 
@@ -168,4 +170,25 @@ def flavor_status(view: FlavorView, world: World) -> FlavorStatus:
             "production": produced,
             "conditions": conditions,
         }
+    )
+
+
+def unreadable_status(flavor: UnreadableFlavor, now: datetime) -> FlavorStatus:
+    """Ready is False and says why, for a Flavor this operator cannot read; the rest of its
+    status (what runs where) is left as it was."""
+    message = (
+        f"the spec cannot be read: {flavor.reason}. Nothing of this flavor is changed or "
+        "removed meanwhile; correct the Flavor and apply it again"
+    )
+    conditions = set_condition(
+        flavor.status.conditions,
+        "Ready",
+        ConditionStatus.FALSE,
+        "SpecUnreadable",
+        message,
+        now=now,
+        generation=flavor.generation,
+    )
+    return flavor.status.model_copy(
+        update={"observed_generation": flavor.generation, "conditions": conditions}
     )

@@ -80,6 +80,8 @@ def staging_target(flavor: str, world: World, settings: Settings) -> Target | No
     if held is not None and not dropped_from(held[0], flavor):
         train, car = held
         return Target(car_release(car, train.name, settings))
+    if flavor in world.unreadable:
+        return None  # it exists, but what it asks for cannot be read: leave it as it runs
     view = world.flavors.get(flavor)
     if view is None or view.deleting:
         return Target(None)

@@ -156,6 +156,21 @@ class FlavorView:
 
 
 @dataclass(frozen=True)
+class UnreadableFlavor:
+    """A Flavor whose spec this operator cannot read (written against another schema, say).
+
+    Nothing of it is changed or removed until it can be read again: it is not gone.
+    """
+
+    name: str
+    reason: str
+    generation: int
+    status: FlavorStatus
+    resource_version: str = ""
+    deleting: bool = False
+
+
+@dataclass(frozen=True)
 class ApprovalMark:
     """A valid approval annotation, as the kube layer judged it."""
 
@@ -208,6 +223,8 @@ class World:
     errors: Mapping[tuple[str, Stage], str] = field(default_factory=dict)
     # The names of the ControllerRevisions (car spec snapshots) the operator made.
     snapshots: frozenset[str] = frozenset()
+    # Flavors that exist but cannot be read: left as they run.
+    unreadable: Mapping[str, UnreadableFlavor] = field(default_factory=dict)
 
     def stage(self, stage: Stage) -> StageWorld:
         return self.staging if stage is Stage.STAGING else self.production
