@@ -9,6 +9,8 @@ the API server (RBAC or the admission webhook: the message says why and what
 to do); 4 the cluster or the kubeconfig cannot be used.
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 import os
@@ -16,27 +18,30 @@ import queue
 import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from adroit.api.settings import Settings, SettingsError
-from adroit.plan.tracks import as_data
 from adroit.tools import render
 from adroit.tools.actions import ACTIONS, annotation_patch, refusal_hint
 from adroit.tools.client import MERGE, ApiError, Client, resource_path
 from adroit.tools.kubeconfig import KubeconfigError, connect
-from adroit.tools.look import (
-    SETTINGS_CONFIGMAP,
-    Observed,
-    observe,
-    settings_from_configmap,
-    settings_from_file,
-)
+
+# The models and the plan take a good part of a second to import: a command that reads
+# the cluster sends its requests first and imports them while the API server answers.
+if TYPE_CHECKING:
+    from adroit.api.settings import Settings
+    from adroit.tools.look import Observed
 
 OK, NOT_FOUND, USAGE, REFUSED, UNREACHABLE = 0, 1, 2, 3, 4
 PLURALS = ("flavors", "trains")
+READS = ("status", "get", "describe", "why")
+SETTINGS_CONFIGMAP = "adroit-settings"  # deploy/operator.yaml
 Fetched = dict[str, tuple[list[dict[str, Any]], str]]  # plural: (items, resourceVersion)
+
+
+class UsageError(Exception):
+    """A command line that cannot work (a settings file that cannot be read, say)."""
 
 
 class Session:
@@ -57,18 +62,41 @@ class Session:
         self.paint = render.Paint(sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
         self._settings: Settings | None = None
         self._settings_read = False
+        self._settings_file = getattr(args, "settings", None) or os.environ.get("ADROIT_SETTINGS")
+        self._pool = ThreadPoolExecutor(3)
+        self._lists: dict[str, Future[tuple[list[dict[str, Any]], str]]] = {}
+        self._configmap: Future[dict[str, Any] | None] | None = None
+        if args.command in READS:
+            self._send()
+
+    def _send(self) -> None:
+        """The lists (and the settings' ConfigMap) asked for at once, side by side."""
+        self._lists = {p: self._pool.submit(self.list, p) for p in PLURALS}
+        if not self._settings_file:
+            self._configmap = self._pool.submit(self._read_configmap)
+
+    def _read_configmap(self) -> dict[str, Any] | None:
+        try:
+            return self.client.get(resource_path(self.namespace, "configmaps", SETTINGS_CONFIGMAP))
+        except ApiError:  # none, or this user may not read it
+            return None
 
     def settings(self) -> Settings | None:
         """The operator's settings (for the window): --settings, $ADROIT_SETTINGS, or the
         installed ConfigMap when this user may read it."""
         if not self._settings_read:
-            found = settings_from_file(getattr(self.args, "settings", None))
+            from adroit.api.settings import SettingsError
+            from adroit.tools.look import settings_from_configmap, settings_from_file
+
+            try:
+                found = settings_from_file(self._settings_file)
+            except (SettingsError, OSError) as error:
+                raise UsageError(str(error)) from None
             if found is None:
-                try:
-                    path = resource_path(self.namespace, "configmaps", SETTINGS_CONFIGMAP)
-                    found = settings_from_configmap(self.client.get(path))
-                except ApiError:
-                    found = None
+                if self._configmap is None:
+                    self._configmap = self._pool.submit(self._read_configmap)
+                data = self._configmap.result()
+                found = settings_from_configmap(data) if data else None
             self._settings, self._settings_read = found, True
         return self._settings
 
@@ -77,13 +105,16 @@ class Session:
         return list(answer.get("items") or []), str(answer["metadata"]["resourceVersion"])
 
     def fetch(self) -> Fetched:
-        """Flavors and Trains, listed side by side (and the settings meanwhile)."""
-        with ThreadPoolExecutor(3) as pool:
-            lists = {p: pool.submit(self.list, p) for p in PLURALS}
-            pool.submit(self.settings)
-            return {p: future.result() for p, future in lists.items()}
+        """Flavors and Trains, as listed (asked for when the command started)."""
+        if not self._lists:
+            self._send()
+        lists, self._lists = self._lists, {}
+        return {p: future.result() for p, future in lists.items()}
 
     def observe(self, fetched: Fetched | None = None) -> Observed:
+        from adroit.tools.look import observe
+
+        self.settings()  # its imports and its parsing while the lists are on their way
         fetched = fetched or self.fetch()
         observed = observe(fetched["flavors"][0], fetched["trains"][0], datetime.now(UTC))
         for problem in observed.unreadable:
@@ -103,6 +134,9 @@ class Session:
 
 
 def _status(s: Session) -> int:
+    from adroit.plan.tracks import as_data
+
+    s.settings()
     fetched = s.fetch()
 
     def draw(observed: Observed) -> None:
@@ -118,6 +152,8 @@ def _status(s: Session) -> int:
 
 def _watch(s: Session, fetched: Fetched, draw: Callable[[Observed], None]) -> int:
     """Draw again on every change the watches bring (and each half minute, for the ages)."""
+    from adroit.tools.look import observe
+
     items = {p: {i["metadata"]["name"]: i for i in fetched[p][0]} for p in PLURALS}
     versions = {p: fetched[p][1] for p in PLURALS}
     changes: queue.Queue[tuple[str, dict[str, Any]] | BaseException] = queue.Queue()
@@ -169,6 +205,8 @@ def _watch(s: Session, fetched: Fetched, draw: Callable[[Observed], None]) -> in
 
 
 def _get(s: Session) -> int:
+    from adroit.plan.tracks import as_data
+
     observed = s.observe()
     now = observed.world.now
     if s.args.kind in ("trains", "train", "tr"):
@@ -194,6 +232,8 @@ def _get(s: Session) -> int:
 
 
 def _describe(s: Session) -> int:
+    from adroit.plan.tracks import as_data
+
     observed = s.observe()
     view = observed.train(s.args.train)
     if view is None:
@@ -204,6 +244,8 @@ def _describe(s: Session) -> int:
 
 
 def _why(s: Session) -> int:
+    from adroit.plan.tracks import as_data
+
     observed = s.observe()
     found = observed.why(s.args.flavor, s.settings())
     if found is None:
@@ -304,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     except (KubeconfigError, OSError) as error:
         print(f"kubectl adroit: {error}", file=sys.stderr)
         return UNREACHABLE
-    except SettingsError as error:
+    except UsageError as error:
         print(f"kubectl adroit: {error}", file=sys.stderr)
         return USAGE
     except ApiError as error:

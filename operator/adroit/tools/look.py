@@ -15,8 +15,7 @@ from adroit.plan.tracks import Reading, Tracks, Whereabouts, look_at_tracks, whe
 from adroit.plan.window import window_state
 from adroit.plan.world import FlavorView, TrainView, World
 
-SETTINGS_CONFIGMAP = "adroit-settings"  # deploy/operator.yaml
-SETTINGS_KEY = "settings.yaml"
+SETTINGS_KEY = "settings.yaml"  # in the ConfigMap adroit-settings (deploy/operator.yaml)
 
 
 @dataclass(frozen=True)
@@ -114,6 +113,6 @@ def settings_from_configmap(data: dict[str, Any]) -> Settings | None:
     if not text:
         return None
     try:
-        return parse_settings(text, SETTINGS_CONFIGMAP)
+        return parse_settings(text, "ConfigMap adroit-settings")
     except SettingsError:
         return None

@@ -1,11 +1,14 @@
 """The plugin's text output: the tracks, tables of trains and flavors, a train's timeline."""
 
+from __future__ import annotations
+
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from adroit.plan.tracks import Tracks, TrainLine, Whereabouts
-from adroit.plan.world import FlavorView
+if TYPE_CHECKING:  # imported by the commands that need them, after their requests are sent
+    from adroit.plan.tracks import Tracks, TrainLine, Whereabouts
+    from adroit.plan.world import FlavorView
 
 PENDING_SHOWN = 15
 
