@@ -17,7 +17,7 @@ import contextlib
 import hmac
 import json
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from functools import partial
 from importlib.resources import files
@@ -77,22 +77,7 @@ class Tracker:
                     version = listed["metadata"]["resourceVersion"]
                     self.synced.add(plural)
                     await self.bump()
-                async for event in self._events(path, version):
-                    obj = event.get("object") or {}
-                    version = obj.get("metadata", {}).get("resourceVersion", version)
-                    kind = event.get("type")
-                    if kind == "ERROR":
-                        if obj.get("code") == 410:
-                            version = None
-                        break
-                    if kind == "BOOKMARK":
-                        continue
-                    name = obj["metadata"]["name"]
-                    if kind == "DELETED":
-                        self.items[plural].pop(name, None)
-                    else:
-                        self.items[plural][name] = obj
-                    await self.bump()
+                version = await self._watch(plural, path, version)
             except ApiError as error:
                 version = None if error.status == 410 else version
                 await self.bump(f"watching {plural}: {error.message}")
@@ -101,7 +86,26 @@ class Tracker:
                 await self.bump(f"watching {plural}: {error}")
                 await asyncio.sleep(2)
 
-    async def _events(self, path: str, version: str) -> AsyncIterator[dict[str, Any]]:
+    async def _watch(self, plural: str, path: str, version: str) -> str | None:
+        """Keep the items as one watch tells; the version to go on from (None: list again)."""
+        async with contextlib.aclosing(self._events(path, version)) as events:
+            async for event in events:
+                obj = event.get("object") or {}
+                kind = event.get("type")
+                if kind == "ERROR":
+                    return None if obj.get("code") == 410 else version
+                version = obj.get("metadata", {}).get("resourceVersion", version)
+                if kind == "BOOKMARK":
+                    continue
+                name = obj["metadata"]["name"]
+                if kind == "DELETED":
+                    self.items[plural].pop(name, None)
+                else:
+                    self.items[plural][name] = obj
+                await self.bump()
+        return version
+
+    async def _events(self, path: str, version: str) -> AsyncGenerator[dict[str, Any], None]:
         query = {
             "watch": "1",
             "resourceVersion": version,
