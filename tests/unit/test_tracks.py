@@ -167,3 +167,41 @@ def test_as_data_is_json_with_camel_case_keys_and_utc_times() -> None:
     assert data["onTracks"]["history"][0]["phase"] == "Queued"
     assert data["now"].endswith("Z")
     assert "may_not_approve" not in text
+
+
+def test_status_reads_only_the_flavors_with_something_pending_and_says_the_same() -> None:
+    from adroit.tools.look import observe
+
+    sim = Sim()
+    shipped(sim)
+    for name, version in (("b", "v1"), ("c", "v1")):
+        sim.apply_flavor(name, spec(version))
+    sim.run(40)
+    sim.apply_flavor("c", spec("v2"))  # not yet seen by the operator
+    items = [
+        {
+            "metadata": {"name": v.name, "generation": v.generation, "resourceVersion": "1"},
+            "spec": v.spec.to_wire(),
+            "status": v.status.to_wire(),
+        }
+        for v in sim.flavors.values()
+    ]
+    trains = [
+        {
+            "metadata": {
+                "name": t.name,
+                "namespace": "adroit",
+                "uid": t.name,
+                "resourceVersion": "1",
+                "creationTimestamp": t.created_at.isoformat(),
+            },
+            "spec": t.spec.to_wire(),
+            "status": t.status.to_wire(),
+        }
+        for t in sim.trains.values()
+    ]
+    every = observe(items, trains, sim.now)
+    pending = observe(items, trains, sim.now, pending_only=True)
+    assert sorted(pending.world.flavors) == ["b", "c"], "ads is up to date: only counted"
+    assert pending.settled == 1
+    assert pending.look(None) == every.look(None)

@@ -223,10 +223,15 @@ class Reading:
 
 
 def look_at_tracks(
-    world: World, window: WindowState | None, reading: Reading | None = None, recent: int = RECENT
+    world: World,
+    window: WindowState | None,
+    reading: Reading | None = None,
+    recent: int = RECENT,
+    settled: int = 0,
 ) -> Tracks:
     """The tracks at `world.now`: the train on them, the queue in order, the last finished
-    trains, the flavors whose change has not shipped, and the deploy window."""
+    trains, the flavors whose change has not shipped, and the deploy window. `settled`
+    counts flavors left out of the world because their status says nothing is pending."""
     line = (reading or Reading()).line
     order = sorted(world.trains, key=lambda t: t.order)
     waiting = [t for t in order if t.status.phase in (None, Phase.QUEUED)]
@@ -240,7 +245,7 @@ def look_at_tracks(
         queue=tuple(line(t, i) for i, t in enumerate(waiting, start=1)),
         recent=tuple(line(t) for t in finished),
         pending=tuple(p for p in pending if p is not None),
-        flavor_count=len(world.flavors),
+        flavor_count=len(world.flavors) + settled,
         train_count=len(world.trains),
     )
 

@@ -111,12 +111,13 @@ class Session:
         lists, self._lists = self._lists, {}
         return {p: future.result() for p, future in lists.items()}
 
-    def observe(self, fetched: Fetched | None = None) -> Observed:
+    def observe(self, fetched: Fetched | None = None, pending_only: bool = False) -> Observed:
         from adroit.tools.look import observe
 
         self.settings()  # its imports and its parsing while the lists are on their way
         fetched = fetched or self.fetch()
-        observed = observe(fetched["flavors"][0], fetched["trains"][0], datetime.now(UTC))
+        flavors, trains = fetched["flavors"][0], fetched["trains"][0]
+        observed = observe(flavors, trains, datetime.now(UTC), pending_only=pending_only)
         for problem in observed.unreadable:
             print(f"kubectl adroit: skipped {problem}", file=sys.stderr)
         return observed
@@ -144,7 +145,7 @@ def _status(s: Session) -> int:
         s.show(as_data(tracks), lambda: render.status_text(tracks, s.paint))
 
     if not s.args.watch:
-        draw(s.observe(fetched))
+        draw(s.observe(fetched, pending_only=True))
         return OK
     s.compact = True
     return _watch(s, fetched, draw)
@@ -181,7 +182,8 @@ def _watch(s: Session, fetched: Fetched, draw: Callable[[Observed], None]) -> in
     clear = "\x1b[H\x1b[2J" if s.paint.enabled else ""
     while True:
         print(clear, end="")
-        draw(observe(items["flavors"].values(), items["trains"].values(), datetime.now(UTC)))
+        flavors, trains = items["flavors"].values(), items["trains"].values()
+        draw(observe(flavors, trains, datetime.now(UTC), pending_only=True))
         if not clear and s.output == "text":
             print("---")
         sys.stdout.flush()

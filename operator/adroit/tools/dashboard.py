@@ -147,7 +147,7 @@ class Dashboard:
         if self._view[0] != version:
             items = self.tracker.items
             flavors, trains = items["flavors"].values(), items["trains"].values()
-            observed = observe(flavors, trains, datetime.now(UTC), self._read)
+            observed = observe(flavors, trains, datetime.now(UTC), self._read, pending_only=True)
             data = {
                 "tracks": as_data(observed.look(self.settings)),
                 "synced": len(self.tracker.synced) == len(PLURALS),

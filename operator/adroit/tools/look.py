@@ -26,10 +26,11 @@ class Observed:
     annotations: dict[str, dict[str, str]]
     created_by: dict[str, str]
     unreadable: tuple[str, ...] = ()
+    settled: int = 0  # Flavors left out: up to date, as their status says
 
     def look(self, settings: Settings | None) -> Tracks:
         window = None if settings is None else window_state(settings.deploy_window, self.world.now)
-        return look_at_tracks(self.world, window, self.reading(settings))
+        return look_at_tracks(self.world, window, self.reading(settings), settled=self.settled)
 
     def why(self, flavor: str, settings: Settings | None) -> Whereabouts | None:
         view = self.world.flavors.get(flavor)
@@ -48,14 +49,27 @@ class Observed:
 Cache = dict[tuple[str, str], tuple[str, Any]]
 
 
+def settled(item: dict[str, Any]) -> bool:
+    """A Flavor whose status the operator wrote for its current spec and which says nothing
+    is pending: the view of the tracks only counts it (reading thousands of them is most
+    of what `kubectl adroit status` would spend its time on)."""
+    meta, status = item.get("metadata") or {}, item.get("status") or {}
+    if "deletionTimestamp" in meta or status.get("observedGeneration") != meta.get("generation"):
+        return False
+    conditions = status.get("conditions") or []
+    pending = next((c for c in conditions if c.get("type") == "PendingChanges"), None)
+    return pending is not None and pending.get("status") == "False"
+
+
 def observe(
     flavors: Iterable[dict[str, Any]],
     trains: Iterable[dict[str, Any]],
     now: datetime,
     cache: Cache | None = None,
+    pending_only: bool = False,
 ) -> Observed:
     """The World of these Flavors and Trains at `now` (no stage is read: each status says
-    what runs)."""
+    what runs); with `pending_only`, settled Flavors are counted, not read."""
     unreadable: list[str] = []
     cache = {} if cache is None else cache
     present: set[tuple[str, str]] = set()
@@ -76,7 +90,11 @@ def observe(
         return view
 
     flavor_views: dict[str, FlavorView] = {}
+    left_out = 0
     for item in flavors:
+        if pending_only and settled(item):
+            left_out += 1
+            continue
         view = read("Flavor", item, flavor_view)
         if view is not None:
             flavor_views[view.name] = view
@@ -95,7 +113,7 @@ def observe(
     for gone in cache.keys() - present:
         del cache[gone]
     world = World(now=now, flavors=flavor_views, trains=tuple(train_views))
-    return Observed(world, annotations, created_by, tuple(unreadable))
+    return Observed(world, annotations, created_by, tuple(unreadable), left_out)
 
 
 def settings_from_file(path: str | None) -> Settings | None:
