@@ -18,7 +18,8 @@ endif
 
 .PHONY: help venv crds check-crds webhooks check-webhooks lint typecheck imports unit static \
         cluster-up cluster-down cluster install test-users webhook-config run test \
-        integration bench bench-scale bench-status clean
+        integration tools bench bench-scale bench-status clean verification-up verification-down \
+        bench-verification
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -98,10 +99,14 @@ webhook-config: venv install ## apply the webhook configuration for $(SETTINGS) 
 run: venv install webhook-config ## run the operator in the foreground against the cluster (Ctrl-C stops it)
 	ADROIT_SETTINGS=$(SETTINGS) adroit run
 
-test: venv static install ## lint, types, layers, unit and integration tests
+# helm and lua-health (Argo CD's Lua engine), built from Go modules once per version.
+tools: ## build the install tests' tools: helm, lua-health (cached under ~/.cache/adroit/bin)
+	hack/tools/build.sh
+
+test: venv static install tools ## lint, types, layers, unit and integration tests
 	pytest -q
 
-integration: venv install ## only the tests against the cluster
+integration: venv install tools ## only the tests against the cluster
 	pytest tests/integration -q
 
 bench: venv install ## time the README's flow, count API writes, measure the webhook's latency
@@ -115,5 +120,17 @@ bench-scale: venv install ## issue 9's figures with N flavors (make bench-scale 
 bench-status: venv install ## time `kubectl adroit status` with 2,000 flavors and 50 finished trains
 	python bench/status.py
 
-clean: cluster-down ## stop the cluster, remove the virtualenv and caches
+# Fake nodes run no containers: a local MLServer stands in for every staged model server
+# (settings/verification.yaml's endpoint template points there), scraped by Prometheus.
+VERIFICATION := $(CURDIR)/.cluster/verification
+verification-up: ## start MLServer (127.0.0.1:18080) and Prometheus (:19090) for settings/verification.yaml
+	MLSERVER_PORT=18080 PROMETHEUS_PORT=19090 hack/verification/up.sh $(VERIFICATION)
+
+verification-down: ## stop what verification-up started
+	hack/verification/down.sh $(VERIFICATION)
+
+bench-verification: venv install ## how much time verification checks add to a train
+	python hack/verification/bench.py
+
+clean: verification-down cluster-down ## stop the cluster, remove the virtualenv and caches
 	rm -rf $(VENV) .cluster .mypy_cache .ruff_cache .pytest_cache .hypothesis

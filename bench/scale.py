@@ -498,7 +498,16 @@ def start_operator(run: Run, admin: Kube) -> None:
     env = dict(os.environ, KUBECONFIG=str(run.secrets / "operator.kubeconfig"))
     env.pop("ADROIT_SETTINGS", None)
     run.operator = subprocess.Popen(
-        [sys.executable, "-m", "adroit", "run", "--settings", str(run.workdir / "settings.yaml")],
+        [
+            sys.executable,
+            "-m",
+            "adroit",
+            "run",
+            "--settings",
+            str(run.workdir / "settings.yaml"),
+            "--metrics-bind-address=0",
+            "--health-probe-bind-address=0",
+        ],
         cwd=REPO,
         env=env,
         stdout=open(run.log, "wb"),  # noqa: SIM115 (the process keeps it)

@@ -1,6 +1,7 @@
 """The `adroit` command: run the operator, write the CRDs, check a settings file."""
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -12,19 +13,27 @@ def _run(args: argparse.Namespace) -> int:
     import kopf
 
     import adroit.handlers  # noqa: F401  (registers the handlers)
+    from adroit.handlers.serving import parse_address
     from adroit.handlers.startup import load_settings
 
     try:
         settings = load_settings(args.settings)
-    except (SettingsError, OSError, kopf.PermanentError) as error:
+        metrics = parse_address(args.metrics_bind_address)
+        health = parse_address(args.health_probe_bind_address)
+    except (SettingsError, OSError, ValueError, kopf.PermanentError) as error:
         print(f"adroit: cannot start: {error}", file=sys.stderr)
         return 2
     kopf.configure(verbose=args.verbose, log_prefix=True)
     kopf.run(
         standalone=True,
         namespaces=[settings.namespaces.control],
-        memo=kopf.Memo(settings=settings),
-        liveness_endpoint=args.liveness,
+        memo=kopf.Memo(
+            settings=settings,
+            settings_path=args.settings or os.environ.get("ADROIT_SETTINGS"),
+            metrics_address=metrics,
+            health_address=health,
+            webhook_cert_dir=Path(args.webhook_cert_dir) if args.webhook_cert_dir else None,
+        ),
     )
     return 0
 
@@ -68,7 +77,21 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run", help="run the operator against the current kubeconfig")
     run.add_argument("--settings", help="settings file (default: $ADROIT_SETTINGS)")
     run.add_argument("--verbose", action="store_true", help="log every event")
-    run.add_argument("--liveness", help="serve a health check, e.g. http://0.0.0.0:8080/healthz")
+    run.add_argument(
+        "--metrics-bind-address",
+        default=":8080",
+        help="where /metrics listens (default :8080; 0 turns it off)",
+    )
+    run.add_argument(
+        "--health-probe-bind-address",
+        default=":8081",
+        help="where /healthz and /readyz listen (default :8081; 0 turns them off)",
+    )
+    run.add_argument(
+        "--webhook-cert-dir",
+        help="where the webhook server writes its certificate and key for the TLS stack "
+        "(in a container: a writable emptyDir; default: a temporary directory)",
+    )
     run.set_defaults(func=_run)
 
     crds = commands.add_parser("crds", help="write the CRDs generated from the models")

@@ -37,12 +37,20 @@ class Webhook:
 
     def __init__(self) -> None:
         self.texts: list[str] = []
-        received = self.texts
+        self.attempts = 0
+        self.failing = 0  # the next this many requests are answered 503 (a webhook that is down)
+        hook = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                received.append(json.loads(body)["text"])
+                hook.attempts += 1
+                if hook.failing > 0:
+                    hook.failing -= 1
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                hook.texts.append(json.loads(body)["text"])
                 self.send_response(200)
                 self.end_headers()
 
@@ -92,7 +100,7 @@ class Operator:
             self.settings["notifications"] = {"webhookUrl": webhook.url}
         self.path = tmp / f"settings-{suffix}.yaml"
         self.runner: KopfRunner | None = None
-        self.process: subprocess.Popen[bytes] | None = None
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.log = tmp / f"operator-{suffix}.log"
         for name in (self.ns, self.staging, self.production):
             kubectl("create", "namespace", name)
@@ -147,15 +155,21 @@ class Operator:
             assert runner.exit_code == 0, runner.output
             assert runner.exception is None, runner.exception
 
-    def spawn(self, kubeconfig: Path | None = None) -> None:
-        """Run `adroit run` as its own process, as in a cluster, to kill it at will."""
+    def spawn(
+        self,
+        kubeconfig: Path | None = None,
+        replica: str = "replica-0",
+        args: tuple[str, ...] = ("--metrics-bind-address=0", "--health-probe-bind-address=0"),
+    ) -> None:
+        """Run `adroit run` as its own process, as in a cluster, to kill it at will; several
+        replicas may run at once, each named as its pod would be (POD_NAME)."""
         self.write_settings()
-        env = dict(os.environ)
+        env = dict(os.environ, POD_NAME=replica)
         if kubeconfig is not None:
             env["KUBECONFIG"] = str(kubeconfig)
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "adroit", "run", "--settings", str(self.path)],
+            self.processes[replica] = subprocess.Popen(
+                [sys.executable, "-m", "adroit", "run", "--settings", str(self.path), *args],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -163,12 +177,14 @@ class Operator:
             )
         self.wait_ready()
 
-    def kill(self) -> None:
-        """SIGKILL: no cleanup, no last words, like a node that dies."""
-        if self.process is not None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=30)
-            self.process = None
+    def kill(self, replica: str | None = None) -> None:
+        """SIGKILL (one replica, or every one): no cleanup, no last words, like a node that
+        dies."""
+        for name in [replica] if replica else list(self.processes):
+            process = self.processes.pop(name, None)
+            if process is not None:
+                process.send_signal(signal.SIGKILL)
+                process.wait(timeout=30)
 
     def cleanup(self) -> None:
         self.stop()

@@ -21,7 +21,10 @@ from tests.kube import FULL_RIDE, apply, eventually, kubectl
 
 @pytest.fixture
 def op(tmp_path: Path) -> Iterator[Operator]:
-    with own_operator(tmp_path, timeouts={"verifyFor": "4s"}) as running:
+    # One replica at a time: a restarted one need not wait for its own Lease to expire.
+    with own_operator(
+        tmp_path, timeouts={"verifyFor": "4s"}, leaderElection={"enabled": False}
+    ) as running:
         yield running
 
 
@@ -156,7 +159,10 @@ def test_an_unreachable_api_server_is_retried_with_backoff(
     broken = tmp_path / "unreachable.kubeconfig"
     broken.write_text(yaml.safe_dump(config))
     monkeypatch.setenv("KUBECONFIG", str(broken))
-    settings = parse_settings("runtimes: {sklearn: repo/sklearn:1}\ntimeouts: {pollInterval: 1s}")
+    settings = parse_settings(
+        "runtimes: {sklearn: repo/sklearn:1}\ntimeouts: {pollInterval: 1s}\n"
+        "leaderElection: {enabled: false}"  # the caches' own retries, without a Lease first
+    )
 
     async def run_for(seconds: float) -> bool:
         task = asyncio.create_task(reconciler.run(settings))

@@ -157,6 +157,8 @@ def test_staging_that_breaks_during_verification_fails_the_train() -> None:
     status = sim.trains[train].status
     assert (status.phase, status.reason) == (Phase.ROLLED_BACK, "BrokeDuringVerification")
     assert not sim.objects[Stage.STAGING]
+    verified = next(c for c in status.conditions if c.type == "Verified")
+    assert verified.status == "False", "kubectl wait --for=condition=Verified must not pass"
 
 
 def test_staging_only_flavor_never_reaches_production() -> None:
@@ -167,6 +169,7 @@ def test_staging_only_flavor_never_reaches_production() -> None:
     status = sim.trains[train].status
     assert status.phase == Phase.DEPLOYED
     assert status.reason == "VerifiedStagingOnly"
+    assert next(c for c in status.conditions if c.type == "Verified").status == "True"
     assert status.approval is None
     assert (status.cars[0].production, status.cars[0].reason) == (CarState.SKIPPED, "StagingOnly")
     assert not sim.objects[Stage.PRODUCTION]

@@ -249,6 +249,161 @@ _SHADOW_UNCHANGED = " && ".join(
 )
 
 
+# --- verification ---------------------------------------------------------
+
+# A duration in a Flavor: 250ms, 2s, 1m30s.
+DURATION = r"^([0-9]+(ms|s|m|h))+$"
+CHECK_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+MAX_BODY = 16384
+
+
+class ConfigMapKey(Resource):
+    """A key of a ConfigMap in the Flavor's namespace."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="The ConfigMap's name.",
+    )
+    key: str = Field(
+        min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$", description="Its key."
+    )
+
+
+class Expectation(Resource):
+    """What a prediction's answer must be."""
+
+    status: int = Field(default=200, ge=100, le=599, description="The HTTP status (200).")
+    outputs: str | None = Field(
+        default=None,
+        max_length=MAX_BODY,
+        description="The outputs the answer must carry, as JSON. v2: an object of output "
+        'name to its data, e.g. {"predict": [0, 2]}; v1: the value of "predictions". '
+        "Left out: only the status is checked.",
+    )
+    tolerance: float = Field(
+        default=0,
+        ge=0,
+        description="How far a number in the outputs may be from the expected one (absolute).",
+    )
+
+
+class Prediction(Resource):
+    """A request sent to the stage's Service while the train verifies, and its judgement."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "has(self.body) != has(self.bodyFrom)",
+                "a prediction has either an inline body or a bodyFrom ConfigMap key, not both",
+            )
+        )
+    )
+
+    name: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=CHECK_NAME,
+        description="Names the request in status, Events and notifications.",
+    )
+    body: str | None = Field(
+        default=None,
+        max_length=MAX_BODY,
+        description="The request's JSON body, inline (v2: an inference request with inputs; "
+        'v1: {"instances": ...}).',
+    )
+    body_from: ConfigMapKey | None = Field(
+        default=None,
+        description="The body, from a ConfigMap key in the Flavor's namespace (for a large one).",
+    )
+    path: str | None = Field(
+        default=None,
+        max_length=1024,
+        pattern=r"^/\S*$",
+        description="Where to POST it; the protocol's inference path by default (v2: "
+        "/v2/models/MODEL/infer, v1: /v1/models/MODEL:predict).",
+    )
+    expect: Expectation = Field(
+        default_factory=Expectation,
+        description="The expected answer: a status, and optionally outputs.",
+        json_schema_extra={"default": {}},
+    )
+    max_latency: str = Field(
+        default="1s",
+        max_length=16,
+        pattern=DURATION,
+        description="The latency budget of one answer, e.g. 200ms.",
+    )
+
+
+class MetricCheck(Resource):
+    """A Prometheus query whose value must stay within bounds over the verification."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel("has(self.below) || has(self.above)", "a metric check needs below or above")
+        )
+    )
+
+    name: str = Field(min_length=1, max_length=63, pattern=CHECK_NAME, description="Its name.")
+    query: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="PromQL, evaluated at the end of the verification. $flavor, $model, "
+        "$namespace (staging's), $deployment and $window (the verification time, e.g. 10m) "
+        "are replaced. Every sample must be within bounds; no sample is no data.",
+    )
+    below: float | None = Field(default=None, description="Each value must be below this.")
+    above: float | None = Field(default=None, description="Each value must be above this.")
+
+
+class LoadCheck(Resource):
+    """A short load check against staging with the predictions' bodies."""
+
+    requests_per_second: int = Field(default=10, ge=1, le=500, description="Request rate.")
+    duration: str = Field(
+        default="10s", max_length=16, pattern=DURATION, description="How long, e.g. 30s."
+    )
+    max_p99_latency: str = Field(
+        default="1s", max_length=16, pattern=DURATION, description="p99 latency budget."
+    )
+    max_error_percent: float = Field(
+        default=1,
+        ge=0,
+        le=100,
+        description="Errors (no answer or a status other than the expected) allowed, in %.",
+    )
+
+
+class Verification(Resource):
+    """Checks run against staging while the train verifies; any failure rolls it back."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "!has(self.load) || (has(self.predictions) && size(self.predictions) > 0)",
+                "a load check sends the predictions' bodies: add at least one prediction",
+                field_path=".load",
+            )
+        )
+    )
+
+    predictions: list[Prediction] | None = Field(
+        default=None,
+        max_length=20,
+        description="Requests and their expected answers, sent first.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    metrics: list[MetricCheck] | None = Field(
+        default=None,
+        max_length=20,
+        description="Prometheus queries with thresholds, at the end of the verification.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    load: LoadCheck | None = Field(default=None, description="A short load check.")
+
+
 class FlavorSpec(Resource):
     """What a flavor should run. Changes wait for a release train."""
 
@@ -305,6 +460,11 @@ class FlavorSpec(Resource):
         description="A second model version next to the primary, in production only, with a "
         "mirrored (copied) or a routed (served) share of live traffic. Runbook: a new or "
         "changed shadow model starts with trafficPercent 0; mirrored or live, never both.",
+    )
+    verification: Verification | None = Field(
+        default=None,
+        description="Prediction, metric and load checks run against staging while the train "
+        "verifies; a failure rolls the train back.",
     )
 
     @field_validator("node_selector")

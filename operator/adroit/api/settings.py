@@ -206,18 +206,180 @@ class Admission(Section):
     )
 
 
+class LeaderElection(Section):
+    """Several replicas: one leader reconciles, every replica serves the webhook."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Reconcile only while holding the Lease; off: this process always does.",
+    )
+    lease_name: str = Field(
+        default="adroit-leader", description="The Lease, in the control namespace."
+    )
+    lease_duration: Duration = Field(
+        default=timedelta(seconds=15),
+        description="How long others wait, after the holder last renewed, to take the Lease.",
+    )
+    renew_deadline: Duration = Field(
+        default=timedelta(seconds=10),
+        description="The leader stops reconciling when it could not renew for this long.",
+    )
+    retry_period: Duration = Field(
+        default=timedelta(seconds=2), description="How often the Lease is tried or renewed."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "LeaderElection":
+        if not self.retry_period < self.renew_deadline < self.lease_duration:
+            raise ValueError(
+                "leaderElection needs retryPeriod < renewDeadline < leaseDuration (as "
+                "controller-runtime: 2s < 10s < 15s), or a leader could be deposed while it "
+                "still reconciles"
+            )
+        return self
+
+
+PROBE_PATHS: dict[str, tuple[str, str]] = {
+    # protocol: (readiness, liveness); {name} is the flavor's model name
+    "v2": ("/v2/models/{name}/ready", "/v2/health/live"),
+    "v1": ("/v1/models/{name}", "/v1/models/{name}"),
+}
+
+
+class Runtime(Section):
+    """One entry of the runtime catalog: its image and how to talk to it.
+
+    A plain image string in the settings is a Runtime with that image and no protocol:
+    its Deployments get no probes and its flavors cannot send prediction checks.
+    """
+
+    image: str = Field(min_length=1, description="The serving container image.")
+    protocol: Literal["v2", "v1"] | None = Field(
+        default=None,
+        description="v2: the Open Inference Protocol (MLServer, Triton, KServe); v1: "
+        "TF-Serving style `/v1/models/NAME:predict`.",
+    )
+    port: int = Field(default=8080, ge=1, le=65535, description="The serving HTTP port.")
+    readiness_path: str | None = Field(
+        default=None,
+        pattern=r"^/\S*$",
+        description="Readiness probe path ({name}: the model's name); the protocol's by default.",
+    )
+    liveness_path: str | None = Field(
+        default=None,
+        pattern=r"^/\S*$",
+        description="Liveness probe path; the protocol's by default.",
+    )
+
+    @field_validator("image")
+    @classmethod
+    def _one_word(cls, value: str) -> str:
+        if any(c.isspace() for c in value):
+            raise ValueError("needs a container image, e.g. repo/image:tag")
+        return value
+
+    def probe_paths(self, model: str) -> tuple[str, str] | None:
+        """Readiness and liveness paths for `model` (None: this runtime has no probes)."""
+        default = PROBE_PATHS.get(self.protocol or "")
+        readiness = self.readiness_path or (default[0] if default else None)
+        liveness = self.liveness_path or (default[1] if default else None)
+        if readiness is None or liveness is None:
+            return None
+        return readiness.replace("{name}", model), liveness.replace("{name}", model)
+
+
+def _runtime_entry(value: Any) -> Any:
+    return {"image": value} if isinstance(value, str) else value
+
+
+class ShadowComparison(Section):
+    """How a shadow's metrics under mirrored traffic are compared with the primary's before
+    a train raises its trafficPercent above 0 (Prometheus queries; $deployment is each
+    side's Deployment, $namespace production's, $window the soak time)."""
+
+    soak_time: Duration = Field(
+        default=timedelta(minutes=30),
+        ge=timedelta(0),
+        description="How long the shadow must have been mirrored before its metrics count.",
+    )
+    error_ratio_query: str = Field(
+        default='sum(rate(model_infer_request_failure_total{deployment="$deployment"}[$window]))'
+        ' / (sum(rate(model_infer_request_success_total{deployment="$deployment"}[$window]))'
+        ' + sum(rate(model_infer_request_failure_total{deployment="$deployment"}[$window])))',
+        min_length=1,
+        description="The share of requests that failed, 0 to 1.",
+    )
+    latency_query: str = Field(
+        default='sum(rate(model_infer_request_duration_sum{deployment="$deployment"}[$window]))'
+        ' / sum(rate(model_infer_request_duration_count{deployment="$deployment"}[$window]))',
+        min_length=1,
+        description="A latency in seconds, e.g. a mean or a p99.",
+    )
+    max_error_ratio_increase: float = Field(
+        default=0.005,
+        ge=0,
+        description="How far the shadow's error ratio may exceed the primary's (0 to 1).",
+    )
+    max_latency_increase_percent: float = Field(
+        default=20, ge=0, description="The shadow's latency may exceed the primary's by this %."
+    )
+
+
+class VerificationSettings(Section):
+    """Where the checks of a Flavor's spec.verification are sent, and what no answer means."""
+
+    endpoint: str = Field(
+        default="http://{service}.{namespace}.svc:{port}",
+        description="Base URL of a stage's Service: {service}, {namespace}, {port} (the "
+        "Service's, 80), {flavor}, {stage}. In a cluster, the Service's DNS name; locally, "
+        "where the model server really listens.",
+    )
+    prometheus_url: AnyHttpUrl | None = Field(
+        default=None, description="The Prometheus that metric checks query."
+    )
+    on_metrics_unavailable: Literal["fail", "pass"] = Field(
+        default="fail",
+        description="A metric query with no data, or Prometheus not answering: fail the car "
+        "with that reason, or let the check pass (and say so in the history).",
+    )
+    request_timeout: Duration = Field(
+        default=timedelta(seconds=10),
+        gt=timedelta(0),
+        description="The longest wait for one answer (a prediction, a Prometheus query).",
+    )
+    shadow: ShadowComparison = Field(default_factory=ShadowComparison)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        try:
+            value.format(service="s", namespace="n", port=80, flavor="f", stage="staging")
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(
+                f"endpoint {value!r} is not a template of {{service}}, {{namespace}}, "
+                f"{{port}}, {{flavor}} and {{stage}}: {error}"
+            ) from None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"endpoint {value!r} must start with http:// or https://")
+        return value
+
+
 class Settings(Section):
     namespaces: Namespaces = Field(default_factory=Namespaces)
     deploy_window: DeployWindow = Field(default_factory=DeployWindow)
     timeouts: Timeouts = Field(default_factory=Timeouts)
-    runtimes: dict[str, str] = Field(
-        min_length=1, description="The runtime catalog: runtime name to container image."
+    runtimes: dict[str, Annotated[Runtime, BeforeValidator(_runtime_entry)]] = Field(
+        min_length=1,
+        description="The runtime catalog: runtime name to container image, or to an object "
+        "with image, protocol, port and probe paths.",
     )
     default_runtime: str | None = None
     traffic: Traffic = Field(default_factory=Traffic)
     notifications: Notifications = Field(default_factory=Notifications)
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
     admission: Admission = Field(default_factory=Admission)
+    leader_election: LeaderElection = Field(default_factory=LeaderElection)
+    verification: VerificationSettings = Field(default_factory=VerificationSettings)
     train_history_limit: int = Field(
         default=50,
         ge=0,
@@ -227,14 +389,12 @@ class Settings(Section):
 
     @field_validator("runtimes")
     @classmethod
-    def _images(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, image in value.items():
+    def _names(cls, value: dict[str, Runtime]) -> dict[str, Runtime]:
+        for name in value:
             if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", name):
                 raise ValueError(
                     f"runtime name {name!r} must be lower-case letters, digits, - or ."
                 )
-            if not image or any(c.isspace() for c in image):
-                raise ValueError(f"runtime {name!r} needs a container image, e.g. repo/image:tag")
         return value
 
     @model_validator(mode="after")

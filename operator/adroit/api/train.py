@@ -144,6 +144,21 @@ class TrainSpec(Resource):
 # --- status ---------------------------------------------------------------
 
 
+class CheckReport(Report):
+    """The verification check that failed a car, with what it found."""
+
+    kind: str = Field(description="prediction, load, metric or shadow.")
+    name: str = Field(description="The check's name in the Flavor's spec.verification.")
+    http_status: int | None = Field(default=None, description="The answer's HTTP status.")
+    latency_ms: int | None = Field(
+        default=None, description="The answer's latency (the load check's p99), in ms."
+    )
+    response: str | None = Field(default=None, description="The start of the answer.")
+    value: float | None = Field(
+        default=None, description="The metric's value (the load check's error %)."
+    )
+
+
 class CarStatus(Report):
     """Where one car stands in each stage."""
 
@@ -152,6 +167,9 @@ class CarStatus(Report):
     production: CarState = Field(default=CarState.PENDING, description="State in production.")
     reason: str | None = Field(default=None, description="Why, in one CamelCase word.")
     message: str | None = Field(default=None, description="Why, for a person.")
+    check: CheckReport | None = Field(
+        default=None, description="The verification check that failed the car, if one did."
+    )
 
 
 class Approval(Report):

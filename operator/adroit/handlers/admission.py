@@ -16,6 +16,7 @@ from adroit.api.flavor import FlavorSpec
 from adroit.api.settings import Settings
 from adroit.api.train import Phase, TrainSpec, TrainStatus
 from adroit.kube.access import may_approve
+from adroit.kube.metrics import APPROVALS
 from adroit.plan.approvals import (
     GUARDED,
     STAMPED,
@@ -180,7 +181,11 @@ async def check_and_sign(
             )
         )
         if why is not None:
+            if key in GUARDED:
+                APPROVALS.labels("refused").inc()
             raise kopf.AdmissionError(why, code=FORBIDDEN)
+        if key in GUARDED and new.get(key) == "true":
+            APPROVALS.labels("signed").inc()
         if new.get(key) is None:
             _set(patch, record, None)
             continue

@@ -11,6 +11,8 @@ import kopf
 
 from adroit.api.settings import Settings, parse_settings
 from adroit.handlers import admission, reconciler
+from adroit.handlers.reload import follow_settings
+from adroit.handlers.serving import Readiness, serve
 from adroit.kube.admission import reviewer
 from adroit.kube.cluster import connect, describe_cluster, whoami
 from adroit.kube.secrets import operator_secrets
@@ -54,6 +56,13 @@ async def configure(
 
     if getattr(memo, "settings", None) is None:
         memo.settings = load_settings()
+        memo.settings_path = os.environ.get(SETTINGS_ENV)
+    memo.readiness = Readiness()
+    memo.serving = await serve(
+        getattr(memo, "metrics_address", None),
+        getattr(memo, "health_address", None),
+        memo.readiness,
+    )
     ours: Settings = memo.settings
     ns = ours.namespaces
     api = await connect()
@@ -86,7 +95,13 @@ async def configure(
         # into it (WebhookServer); a missing one stops the start, saying how to install it.
         await installed_configuration(memo.api, ours)
         handlers = {"flavors": admission.stamp_flavor_author, "trains": admission.check_and_sign}
-        settings.admission.server = WebhookServer(ours, memo.secrets, reviewer(handlers, memo))
+        settings.admission.server = WebhookServer(
+            ours,
+            memo.secrets,
+            reviewer(handlers, memo),
+            cert_dir=getattr(memo, "webhook_cert_dir", None),
+        )
+        memo.readiness.webhook = settings.admission.server
     else:
         settings.admission.server = no_webhook_server
         logger.warning(
@@ -94,3 +109,8 @@ async def configure(
             "and nobody is recorded"
         )
     reconciler.start(memo)
+    path = getattr(memo, "settings_path", None)
+    if path:
+        memo.settings_follower = asyncio.create_task(
+            follow_settings(memo, path), name="adroit-settings"
+        )

@@ -24,11 +24,21 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from adroit.api import names
 from adroit.api.settings import Settings
-from adroit.api.train import FINISHED, TrainSpec
+from adroit.api.train import FINISHED, Phase, TrainSpec
 from adroit.kube import act, rest
 from adroit.kube.informer import Informer
+from adroit.kube.metrics import (
+    FLAVORS,
+    NOTIFICATION_FAILURES,
+    RECONCILE_TIME,
+    RECONCILE_TOTAL,
+    TRAIN_PHASE,
+    TRAIN_TRANSITIONS,
+    WORKQUEUE_DEPTH,
+)
 from adroit.kube.notify import notify
 from adroit.kube.read import flavor_or_unreadable, quota_of, train_view
+from adroit.kube.verifier import Verifier
 from adroit.plan.cars import snapshot_name
 from adroit.plan.converge import Writes
 from adroit.plan.flavors import flavor_status, unreadable_status
@@ -129,6 +139,10 @@ class Controller:
         # (train uid, generation, signature) -> the spec honoured, and the fields ignored
         self._specs: dict[tuple[str, int, str | None], tuple[TrainSpec, tuple[str, ...]]] = {}
         self._notifications: set[asyncio.Task[None]] = set()
+        self.notifications_failed = 0  # messages the notification webhook never took
+        self._exported: set[str] = set()  # trains whose phase is a metric
+        # Verification checks run as tasks of their own; their results are observations.
+        self.verifier = Verifier(api, settings, lambda: self.enqueue(TRAINS))
         # A stage's view is built again only after something in it changed.
         self._stage_changes: dict[Stage, int] = dict.fromkeys(Stage, 0)
         self._stage_views: dict[Stage, tuple[int, StageWorld]] = {}
@@ -308,6 +322,7 @@ class Controller:
             unreadable={
                 n: v for n, v in self.flavors.items.items() if isinstance(v, UnreadableFlavor)
             },
+            checks=dict(self.verifier.results),
         )
 
     def _resolved(self, view: TrainView) -> TrainView:
@@ -355,6 +370,7 @@ class Controller:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, *self._notifications, return_exceptions=True)
+            await self.verifier.close()
 
     async def _work(self) -> None:
         poll = self.settings.timeouts.poll_interval.total_seconds()
@@ -368,6 +384,7 @@ class Controller:
             due = {k for k in self.dirty if self.retry_at.get(k, 0.0) <= now}
             if TRAINS in due and now < self.trains_not_before:
                 due.discard(TRAINS)
+            WORKQUEUE_DEPTH.labels("adroit").set(len(self.dirty))
             if not due:
                 continue
             self.dirty -= due
@@ -438,17 +455,24 @@ class Controller:
     async def _guarded(self, key: str, work: Callable[[], Awaitable[None]]) -> None:
         """Run one key; a passing failure retries it with its own backoff, and no failure
         of one key ever stops the others."""
+        controller = "train" if key == TRAINS else "flavor"
+        started = time.monotonic()
         try:
             await work()
         except (ApiException, aiohttp.ClientError, TimeoutError, ConnectionError) as error:
             delay = self._back_off(key)
             what = "the trains" if key == TRAINS else f"flavor {key}"
             log.warning("%s: %s; trying again in %.1fs", what, _describe(error), delay)
+            RECONCILE_TOTAL.labels(controller, "requeue").inc()
             return
         except Exception:  # a bug: say so loudly, and keep every other key going
             delay = self._back_off(key)
             log.exception("reconciling %s failed; trying again in %.1fs", key, delay)
+            RECONCILE_TOTAL.labels(controller, "error").inc()
             return
+        finally:
+            RECONCILE_TIME.labels(controller).observe(time.monotonic() - started)
+        RECONCILE_TOTAL.labels(controller, "success").inc()
         self.backoff.pop(key, None)
         self.retry_at.pop(key, None)
         await asyncio.sleep(0)  # let the webhook and the watches in between keys
@@ -562,7 +586,27 @@ class Controller:
             for name, step in step_trains(world, self.settings).items()
         }
 
+    def _export(self, world: World) -> None:
+        """The trains' phases and the flavors' states, as gauges."""
+        trains = {t.name: t.status.phase for t in world.trains}
+        for name in self._exported - trains.keys():
+            for phase in Phase:
+                TRAIN_PHASE.remove(name, phase.value)
+        for name, current in trains.items():
+            for phase in Phase:
+                TRAIN_PHASE.labels(name, phase.value).set(1 if phase == current else 0)
+        self._exported = set(trains)
+        ready = sum(
+            any(c.type == "Ready" and c.status == "True" for c in v.status.conditions)
+            for v in world.flavors.values()
+        )
+        FLAVORS.labels("ready").set(ready)
+        FLAVORS.labels("pending").set(len(world.flavors) - ready)
+        FLAVORS.labels("unreadable").set(len(world.unreadable))
+
     async def _trains(self, world: World) -> None:
+        self.verifier.observe(world)
+        self._export(world)
         steps = await asyncio.to_thread(self._step_trains, world)
         trains = {t.name: t for t in world.trains}
         control = self.settings.namespaces.control
@@ -573,12 +617,14 @@ class Controller:
             )
             if not written:
                 continue
+            if step.status.phase != train.status.phase and step.status.phase is not None:
+                TRAIN_TRANSITIONS.labels(step.status.phase).inc()
             for notice in step.notices:
                 log.info("train %s: %s: %s", name, notice.reason, notice.message)
                 await self._post_event(train, control, notice)
                 url = self.settings.notifications.webhook_url
                 if notice.notify and url:
-                    task = asyncio.create_task(notify(str(url), notice.message))
+                    task = asyncio.create_task(self._notify(train, str(url), notice))
                     self._notifications.add(task)
                     task.add_done_callback(self._notifications.discard)
         if steps:
@@ -632,6 +678,21 @@ class Controller:
                 train["metadata"]["name"],
                 len(train["spec"]["cars"]),
             )
+
+    async def _notify(self, train: TrainView, url: str, notice: Notice) -> None:
+        """Tell the engineer; a message the webhook never took is counted and is an Event."""
+        why = await notify(url, notice.message)
+        if why is None:
+            return
+        self.notifications_failed += 1
+        NOTIFICATION_FAILURES.inc()
+        failed = Notice(
+            "Warning",
+            "NotificationFailed",
+            f"the notification of {notice.reason} was not delivered: {why}. It said: "
+            f"{notice.message}",
+        )
+        await self._post_event(train, self.settings.namespaces.control, failed)
 
     async def _post_event(self, train: TrainView, namespace: str, notice: Notice) -> None:
         involved = {

@@ -19,6 +19,7 @@ import aiohttp
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from adroit.kube.metrics import API_REQUESTS
 from adroit.kube.rest import KINDS, request
 
 log = logging.getLogger("adroit.informer")
@@ -141,6 +142,7 @@ class Informer:
             _preload_content=False,
             _request_timeout=timeout,
         )
+        API_REQUESTS.labels("WATCH", str(response.status)).inc()
         try:
             if response.status != 200:
                 error = ApiException(status=response.status, reason=response.reason)

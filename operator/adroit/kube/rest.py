@@ -14,6 +14,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from adroit.api import names
+from adroit.kube.metrics import API_REQUESTS
 
 REQUEST_TIMEOUT = 30.0  # seconds; no request may hang a pass
 APPLY = "application/apply-patch+yaml"
@@ -43,6 +44,7 @@ KINDS = {
     "Pod": Kind("api/v1", "pods"),
     "ResourceQuota": Kind("api/v1", "resourcequotas"),
     "Event": Kind("api/v1", "events"),
+    "Lease": Kind("apis/coordination.k8s.io/v1", "leases"),
     "PodDisruptionBudget": Kind("apis/policy/v1", "poddisruptionbudgets"),
     "HTTPRoute": Kind("apis/gateway.networking.k8s.io/v1", "httproutes"),
     "VirtualService": Kind("apis/networking.istio.io/v1", "virtualservices"),
@@ -101,6 +103,7 @@ async def request(
         text = await response.text()
     finally:
         response.release()
+    API_REQUESTS.labels(method, str(response.status)).inc()
     if not 200 <= response.status <= 299:
         error = ApiException(status=response.status, reason=response.reason)
         error.body = text

@@ -9,6 +9,7 @@ import asyncio
 import base64
 import logging
 import tempfile
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from adroit.api.settings import Admission, Settings
+from adroit.kube.metrics import ADMISSION_TIME
 from adroit.kube.secrets import OperatorSecrets
 from adroit.plan.webhooks import ca_bundle_patch, configuration_for, differences
 
@@ -106,13 +108,25 @@ class WebhookServer(kopf.WebhookServer):
         settings: Settings,
         secret: OperatorSecrets,
         review: Callable[..., Awaitable[Any]] | None = None,
+        cert_dir: Path | None = None,
     ) -> None:
         admission = settings.admission
-        self._dir = tempfile.TemporaryDirectory(prefix="adroit-webhook-")
-        cert, key = Path(self._dir.name, "tls.crt"), Path(self._dir.name, "tls.key")
+        # The TLS stack reads the certificate from files: into `cert_dir` (in a container,
+        # the one writable volume, as with controller-runtime's --cert-dir), else into a
+        # temporary directory removed at exit.
+        if cert_dir is None:
+            self._dir: tempfile.TemporaryDirectory[str] | None = tempfile.TemporaryDirectory(
+                prefix="adroit-webhook-"
+            )
+            cert_dir = Path(self._dir.name)
+        else:
+            self._dir = None
+            cert_dir.mkdir(parents=True, exist_ok=True)
+        cert, key = cert_dir / "tls.crt", cert_dir / "tls.key"
         cert.write_bytes(secret.tls_cert)
+        key.unlink(missing_ok=True)
+        key.touch(mode=0o600)  # never readable by others, not even for a moment
         key.write_bytes(secret.tls_key)
-        key.chmod(0o600)
         super().__init__(
             addr=admission.listen,
             port=admission.port,
@@ -123,6 +137,7 @@ class WebhookServer(kopf.WebhookServer):
         )
         self.settings, self.admission, self.ca = settings, admission, secret.tls_cert
         self.review = review  # answers each AdmissionReview instead of kopf's engine
+        self.listening = False  # for /readyz
 
     async def __call__(self, fn: Any) -> AsyncIterator[Any]:
         """kopf's serving loop, with room for big reviews: an AdmissionReview carries the
@@ -134,7 +149,12 @@ class WebhookServer(kopf.WebhookServer):
         cadata, context = self._build_ssl()
 
         async def serve(request: aiohttp.web.Request) -> aiohttp.web.Response:
-            return await self._serve(review, request)
+            started = time.perf_counter()
+            try:
+                return await self._serve(review, request)
+            finally:
+                webhook = request.match_info.get("id", "")
+                ADMISSION_TIME.labels(webhook).observe(time.perf_counter() - started)
 
         app = aiohttp.web.Application(client_max_size=MAX_REVIEW_BYTES)
         app.add_routes([aiohttp.web.post("/{id:.*}", serve)])
@@ -142,9 +162,15 @@ class WebhookServer(kopf.WebhookServer):
         await runner.setup()
         try:
             site = aiohttp.web.TCPSite(
-                runner, self.addr or None, self.port, ssl_context=context, reuse_address=True
+                runner,
+                self.addr or None,
+                self.port,
+                ssl_context=context,
+                reuse_address=True,
+                reuse_port=True,  # replicas on one host share the port, the kernel balances
             )
             await site.start()
+            self.listening = True
             # Only once it listens, so that a caBundle in place means requests are answered.
             api = await connect()
             try:

@@ -1,7 +1,7 @@
 """What a car runs: its release, its images, and how healthy it is in a stage."""
 
 from adroit.api.flavor import FlavorSpec
-from adroit.api.settings import Settings
+from adroit.api.settings import Runtime, Settings
 from adroit.api.train import Car, TrainSpec
 from adroit.plan.converge import Health, health
 from adroit.plan.render import Release, render_stage
@@ -26,8 +26,8 @@ def snapshot_name(flavor: str, revision: str) -> str:
     return f"{flavor}-{revision}"
 
 
-def runtime_image(flavor: str, runtime: str | None, settings: Settings) -> str:
-    """The catalog's image for a runtime (the settings' default when None)."""
+def catalog_runtime(flavor: str, runtime: str | None, settings: Settings) -> Runtime:
+    """The catalog's entry for a runtime (the settings' default when None)."""
     runtime = runtime or settings.default_runtime
     if runtime is None or runtime not in settings.runtimes:
         known = ", ".join(sorted(settings.runtimes))
@@ -36,6 +36,18 @@ def runtime_image(flavor: str, runtime: str | None, settings: Settings) -> str:
             f"catalog ({known}): name one of those in the Flavor's model.runtime"
         )
     return settings.runtimes[runtime]
+
+
+def runtime_image(flavor: str, runtime: str | None, settings: Settings) -> str:
+    """The catalog's image for a runtime (the settings' default when None)."""
+    return catalog_runtime(flavor, runtime, settings).image
+
+
+def serving_of(runtime: Runtime) -> Runtime | None:
+    """What a Deployment needs to know of its runtime beyond the image (None: nothing, as for
+    a plain image string, so that its pods and name stay as they were)."""
+    plain = Runtime(image=runtime.image)
+    return None if runtime == plain else runtime
 
 
 def images_for(flavor: str, spec: FlavorSpec, settings: Settings) -> tuple[str, str | None]:
@@ -61,7 +73,21 @@ def car_release(car: Car, train: str, settings: Settings) -> Release | None:
     else:
         image, shadow = images_for(car.flavor, car.spec, settings)
         image, shadow = car.image or image, car.shadow_image or shadow
-    return Release(car.flavor, car.spec, image, train, shadow_image=shadow)
+    spec = car.spec
+    serving = serving_of(catalog_runtime(car.flavor, spec.model.runtime, settings))
+    shadow_serving = None
+    if spec.shadow is not None:
+        runtime = spec.shadow.model.runtime or spec.model.runtime
+        shadow_serving = serving_of(catalog_runtime(car.flavor, runtime, settings))
+    return Release(
+        car.flavor,
+        spec,
+        image,
+        train,
+        shadow_image=shadow,
+        serving=serving,
+        shadow_serving=shadow_serving,
+    )
 
 
 def staging_only(car: Car) -> bool:

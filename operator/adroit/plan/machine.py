@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from adroit.api.settings import Settings
-from adroit.api.train import FINISHED, Car, HistoryEntry, Phase, TrainStatus
+from adroit.api.train import FINISHED, Car, HistoryEntry, Phase, TrainSpec, TrainStatus
 from adroit.plan.cars import (
     CarError,
     car_health,
@@ -24,8 +24,9 @@ from adroit.plan.quantity import mebibytes
 from adroit.plan.render import Release, render_stage
 from adroit.plan.runbook import Breach, dropped_cars, runbook_breach
 from adroit.plan.stages import Stage, stage_namespace
+from adroit.plan.verification import shadow_soak
 from adroit.plan.window import can_start_promotion, next_promotion_start, window_state
-from adroit.plan.world import TrainView, World
+from adroit.plan.world import CheckResults, TrainView, Verdict, World
 
 NOTIFY_ENGINEER = frozenset(
     {Phase.AWAITING_APPROVAL, Phase.DEPLOYED, Phase.ROLLED_BACK, Phase.ABORTED, Phase.FAILED}
@@ -142,6 +143,8 @@ class Machine:
         self.failed: dict[str, str] = {}  # flavor -> why, for the car that failed
         # Cars a runbook rule took out of the train: they go nowhere, the rest go on.
         self.dropped: dict[str, Breach] = dropped_cars(view.status)
+        # The verification check that failed a car, for its status (plan.verification).
+        self.check_failures: dict[str, Verdict] = {}
         self._healths: dict[Stage, dict[str, Health]] = {}
 
     # --- bookkeeping -----------------------------------------------------
@@ -199,17 +202,20 @@ class Machine:
                 f"{breach.message}. Checked {when}: the car is taken out of the train (its "
                 "flavor keeps what runs in production) and the rest of the train goes on",
             )
-        if self.dropped and not self.cars():
-            breach = next(iter(self.dropped.values()))
-            self.enter(
-                Phase.FAILED,
-                "RunbookRefused",
-                f"every car breaks a runbook rule ({breach.message}); staging is put back to "
-                "what production runs",
-                warning=True,
-            )
-            return True
-        return False
+        return self._no_car_left("every car breaks a runbook rule")
+
+    def _no_car_left(self, why: str) -> bool:
+        """End the train Failed when runbook rules took out every car; True when they did."""
+        if not self.dropped or self.cars():
+            return False
+        breach = next(iter(self.dropped.values()))
+        self.enter(
+            Phase.FAILED,
+            "RunbookRefused",
+            f"{why} ({breach.message}); staging is put back to what production runs",
+            warning=True,
+        )
+        return True
 
     def wait(
         self,
@@ -470,15 +476,39 @@ class Machine:
             return
         started = since(self.status, Phase.VERIFYING) or self.now
         until = started + self.settings.timeouts.verify_for
+        checked = self.verification_results(until)
+        if self._check_failed(checked):
+            return
         if self.now < until:
+            extra = " and pass its verification checks" if checked else ""
             self.wait(
                 "Verifying",
-                f"staging must stay healthy for {_seconds(self.settings.timeouts.verify_for)}, "
-                f"until {_clock(until)}",
+                f"staging must stay healthy for {_seconds(self.settings.timeouts.verify_for)}"
+                f"{extra}, until {_clock(until)}",
                 verifying_until=until,
             )
             return
+        pending = [f for f, results in checked.items() if results is None or not results.finished]
+        if pending:
+            self.wait(
+                "WaitingForChecks",
+                f"the verification time is up; waiting for the checks of {', '.join(pending)}",
+                verifying_until=until,
+            )
+            return
+        self._verified(checked)
+
+    def _verified(self, checked: Mapping[str, CheckResults | None]) -> None:
         spec = self.view.spec
+        self._verified_next(spec)
+        if self.status.phase == Phase.VERIFYING:
+            return  # still waiting (for the promotion window, for quota)
+        for results in checked.values():
+            for verdict in results.verdicts if results else ():
+                if verdict.passed and verdict.reason:  # passed, with a remark
+                    self.note(verdict.reason, verdict.message, notify=False)
+
+    def _verified_next(self, spec: TrainSpec) -> None:
         if all(staging_only(c) for c in spec.cars):
             self.enter(
                 Phase.DEPLOYED,
@@ -494,6 +524,66 @@ class Machine:
             )
         else:
             self.promote_if_window("ContinuousDeployment", "runtime release verified", by=None)
+
+    def verification_results(self, until: datetime) -> dict[str, CheckResults | None]:
+        """This round's check results of each car that has checks (None: none yet)."""
+        found: dict[str, CheckResults | None] = {}
+        for car in self.cars():
+            if car.spec is not None and car.spec.verification is not None:
+                results = self.world.checks.get((self.view.name, car.flavor))
+                found[car.flavor] = results if results and results.until == until else None
+        return found
+
+    def _check_failed(self, checked: Mapping[str, CheckResults | None]) -> bool:
+        """Roll the train back when a verification check of one of its cars failed."""
+        failed: dict[str, Verdict] = {}
+        for flavor, results in checked.items():
+            for verdict in results.verdicts if results else ():
+                if not verdict.passed:
+                    failed.setdefault(flavor, verdict)
+        if not failed:
+            return False
+        for flavor, verdict in failed.items():
+            self.failed[flavor] = verdict.message
+            self.check_failures[flavor] = verdict
+        flavor, verdict = next(iter(failed.items()))
+        self.enter(
+            Phase.ROLLED_BACK,
+            verdict.reason,
+            f"{verdict.message}; staging is put back to what production runs",
+            warning=True,
+        )
+        return True
+
+    def shadows_not_compared(self, message: str) -> bool:
+        """Before a shadow gets live traffic, its metrics under mirroring are compared with the
+        primary's over the soak time: True while that waits, or when it took out every car. A
+        shadow that compares badly takes its car out of the train, as a runbook rule does."""
+        waiting = []
+        for car in self.cars():
+            soak = shadow_soak(self.view, car, self.world, self.settings)
+            if soak is None:
+                continue
+            results = self.world.checks.get(soak.key)
+            if self.now < soak.ready_at:
+                waiting.append(f"{car.flavor}'s shadow is compared at {_clock(soak.ready_at)}")
+            elif results is None or results.until != soak.ready_at or not results.finished:
+                waiting.append(f"comparing {car.flavor}'s shadow with its primary")
+            else:
+                for verdict in results.verdicts:
+                    if not verdict.passed:
+                        self.dropped[car.flavor] = Breach(verdict.reason, verdict.message)
+                        self.note(
+                            verdict.reason,
+                            f"{verdict.message}. The car is taken out of the train (production "
+                            "keeps mirroring to the shadow) and the rest of the train goes on",
+                        )
+        if self._no_car_left("every car was taken out"):
+            return True
+        if waiting:
+            self.wait("ShadowSoaking", f"{message}; {'; '.join(waiting)}")
+            return True
+        return False
 
     def quota_shortfall(self) -> str | None:
         """Why production's ResourceQuota cannot take what the promotion adds, if it cannot."""
@@ -526,7 +616,7 @@ class Machine:
         )
 
     def promote_if_window(self, reason: str, message: str, by: str | None) -> None:
-        if self.check_runbook("before promotion"):
+        if self.check_runbook("before promotion") or self.shadows_not_compared(message):
             return
         shortfall = self.quota_shortfall()
         if shortfall is not None:

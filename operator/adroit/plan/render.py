@@ -12,7 +12,7 @@ from typing import Any
 
 from adroit.api import names
 from adroit.api.flavor import FlavorSpec
-from adroit.api.settings import Traffic
+from adroit.api.settings import Runtime, Traffic
 from adroit.plan.revision import digest, flavor_revision
 from adroit.plan.routes import Split, render_route, split_of
 from adroit.plan.stages import Role as Role  # re-exported: callers name stages from here
@@ -27,6 +27,8 @@ TRAIN = "adroit.dev/train"
 FLAVOR_SPEC = "adroit.dev/flavor-spec"
 IMAGE = "adroit.dev/image"
 SHADOW_IMAGE = "adroit.dev/shadow-image"
+SERVING = "adroit.dev/serving"
+SHADOW_SERVING = "adroit.dev/shadow-serving"
 APPLIED = "adroit.dev/applied-hash"
 DEPLOYMENT_LABEL = "adroit.dev/deployment"
 
@@ -42,6 +44,10 @@ class Release:
     image: str
     train: str
     shadow_image: str | None = None
+    # The runtime's catalog entry when it says more than an image (protocol, port, probe
+    # paths); None for a plain image string: no probes, as before.
+    serving: Runtime | None = None
+    shadow_serving: Runtime | None = None
 
     @property
     def revision(self) -> str:
@@ -68,21 +74,24 @@ def pod_template(release: Release, stage: Stage) -> Manifest:
     env = [
         {"name": "MODEL_NAME", "value": model.name},
         {"name": "MODEL_VERSION", "value": model.version},
-        {"name": "MODEL_CONFIG_PATH", "value": model.config_path or ""},
+        # The API server drops an empty value: leave it out, or the object never matches.
+        {
+            "name": "MODEL_CONFIG_PATH",
+            **({"value": model.config_path} if model.config_path else {}),
+        },
         {"name": "ADROIT_FLAVOR", "value": release.flavor},
         {"name": "SERVING_PROCESSES", "value": str(spec.instances.procs_per_container)},
     ]
-    pod_spec: Manifest = {
-        "containers": [
-            {
-                "name": "model-server",
-                "image": release.image,
-                "env": env,
-                "ports": [{"name": "http", "containerPort": SERVING_PORT}],
-                "resources": {"requests": {"memory": memory}, "limits": {"memory": memory}},
-            }
-        ],
+    container: Manifest = {
+        "name": "model-server",
+        "image": release.image,
+        "env": env,
+        "ports": [{"name": "http", "containerPort": SERVING_PORT}],
+        "resources": {"requests": {"memory": memory}, "limits": {"memory": memory}},
     }
+    if release.serving is not None:
+        container.update(probes(release.serving, model.name))
+    pod_spec: Manifest = {"containers": [container]}
     if spec.node_selector:
         pod_spec["nodeSelector"] = dict(spec.node_selector)
     return {
@@ -95,6 +104,28 @@ def pod_template(release: Release, stage: Stage) -> Manifest:
         },
         "spec": pod_spec,
     }
+
+
+def probes(serving: Runtime, model: str) -> Manifest:
+    """The container's port and, for a runtime that speaks a protocol, its probes: Available
+    then means the model is loaded and answers, not that the process exists."""
+    fields: Manifest = {"ports": [{"name": "http", "containerPort": serving.port}]}
+    paths = serving.probe_paths(model)
+    if paths is None:
+        return fields
+    readiness, liveness = paths
+    fields["readinessProbe"] = {
+        "httpGet": {"path": readiness, "port": "http"},
+        "periodSeconds": 5,
+        "failureThreshold": 3,
+    }
+    fields["livenessProbe"] = {
+        "httpGet": {"path": liveness, "port": "http"},
+        "initialDelaySeconds": 30,
+        "periodSeconds": 10,
+        "failureThreshold": 6,
+    }
+    return fields
 
 
 def deployment_name(release: Release, stage: Stage) -> str:
@@ -115,7 +146,12 @@ def shadow_view(release: Release) -> Release | None:
     own = shadow.model.model_dump(exclude_none=True)
     model = release.spec.model.model_copy(update=own)
     spec = release.spec.model_copy(update={"model": model, "shadow": None})
-    return replace(release, spec=spec, image=release.shadow_image or release.image)
+    return replace(
+        release,
+        spec=spec,
+        image=release.shadow_image or release.image,
+        serving=release.shadow_serving,
+    )
 
 
 def release_annotations(release: Release) -> dict[str, str]:
@@ -128,7 +164,15 @@ def release_annotations(release: Release) -> dict[str, str]:
     }
     if release.spec.shadow is not None and release.shadow_image is not None:
         annotations[SHADOW_IMAGE] = release.shadow_image
+    for key, serving in ((SERVING, release.serving), (SHADOW_SERVING, release.shadow_serving)):
+        if serving is not None:
+            annotations[key] = serving.model_dump_json(by_alias=True, exclude_none=True)
     return annotations
+
+
+def _serving(annotations: Mapping[str, str], key: str) -> Runtime | None:
+    text = annotations.get(key)
+    return Runtime.model_validate_json(text) if text else None
 
 
 def release_of(flavor: str, annotations: Mapping[str, str]) -> Release | None:
@@ -141,6 +185,8 @@ def release_of(flavor: str, annotations: Mapping[str, str]) -> Release | None:
             image=annotations[IMAGE],
             train=annotations[TRAIN],
             shadow_image=annotations.get(SHADOW_IMAGE) if spec.shadow is not None else None,
+            serving=_serving(annotations, SERVING),
+            shadow_serving=_serving(annotations, SHADOW_SERVING) if spec.shadow else None,
         )
     except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
         return None

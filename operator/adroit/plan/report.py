@@ -8,7 +8,6 @@ from adroit.api.train import FINISHED, Approval, CarState, CarStatus, Phase, Tra
 from adroit.plan.cars import goes_to_production, needs_approval
 from adroit.plan.conditions import set_condition
 from adroit.plan.converge import Health
-from adroit.plan.machine import since
 from adroit.plan.runbook import Breach
 from adroit.plan.world import TrainView
 
@@ -79,10 +78,24 @@ def _production_state(phase: Phase, failed: bool) -> CarState:
     return CarState.PENDING
 
 
+def _passed_verification(status: TrainStatus) -> bool:
+    """The train's last verification ended well: it went on from Verifying to approval or
+    production (not back to staging, nor rolled back from it)."""
+    went_on = False
+    for entry in status.history:
+        if entry.phase == Phase.VERIFYING:
+            went_on = False
+        elif entry.phase in (Phase.AWAITING_APPROVAL, Phase.PROMOTING, Phase.DEPLOYED):
+            went_on = True
+        elif entry.phase in (Phase.QUEUED, Phase.STAGING):
+            went_on = False
+    return went_on
+
+
 def with_conditions(view: TrainView, status: TrainStatus, now: datetime) -> TrainStatus:
     """The status with Verified, Approved, Deployed and Finished set from its phase."""
     phase = Phase(status.phase or Phase.QUEUED)
-    verified = since(status, Phase.VERIFYING) is not None and phase not in (
+    verified = _passed_verification(status) and phase not in (
         Phase.QUEUED,
         Phase.STAGING,
         Phase.VERIFYING,

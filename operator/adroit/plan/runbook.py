@@ -20,8 +20,14 @@ from adroit.plan.world import StageWorld, TrainView
 NO_ROUTER = "ShadowWithoutRouter"
 OVER_MIRROR_CAP = "MirrorOverCap"
 UNTESTED_SHADOW = "UntestedShadowTraffic"
+# Before live traffic, a shadow's metrics under mirroring are compared with the
+# primary's (plan.verification.judge_shadow).
+SHADOW_WORSE = "ShadowWorseThanPrimary"
+SHADOW_NOT_COMPARED = "ShadowNotCompared"
 # A car failed with one of these reasons in status.cars stays out of the train.
-REASONS = frozenset({NO_ROUTER, OVER_MIRROR_CAP, UNTESTED_SHADOW})
+REASONS = frozenset(
+    {NO_ROUTER, OVER_MIRROR_CAP, UNTESTED_SHADOW, SHADOW_WORSE, SHADOW_NOT_COMPARED}
+)
 
 
 @dataclass(frozen=True)

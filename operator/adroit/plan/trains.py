@@ -7,6 +7,7 @@ from adroit.api.train import FINISHED, ON_THE_TRACKS, Phase, TrainStatus
 from adroit.plan.machine import Machine, Notice
 from adroit.plan.report import car_statuses, with_approval, with_conditions
 from adroit.plan.stages import Stage
+from adroit.plan.verification import with_check_failures
 from adroit.plan.world import TrainView, World
 
 
@@ -34,7 +35,10 @@ def step_train(
     staging = machine.healths(Stage.STAGING) if phase in (Phase.STAGING, Phase.VERIFYING) else {}
     status = machine.status.model_copy(
         update={
-            "cars": car_statuses(view, machine.status, machine.failed, staging, machine.dropped),
+            "cars": with_check_failures(
+                car_statuses(view, machine.status, machine.failed, staging, machine.dropped),
+                machine.check_failures,
+            ),
             "car_count": len(view.spec.cars),
             "observed_generation": view.generation,
         }

@@ -212,6 +212,30 @@ Held = tuple[TrainView, Car]
 
 
 @dataclass(frozen=True)
+class Verdict:
+    """The outcome of one verification check (adroit.plan.verification judges it)."""
+
+    kind: str  # prediction, load, metric, shadow
+    name: str
+    passed: bool
+    reason: str  # why, in one CamelCase word ("" when it passed without remark)
+    message: str  # for a person, with the numbers
+    status_code: int | None = None
+    latency_ms: int | None = None
+    response: str | None = None  # an excerpt of the answer
+    value: float | None = None  # the metric's value, the load's error %
+
+
+@dataclass(frozen=True)
+class CheckResults:
+    """What a car's checks found in one verification round (the round ends at `until`)."""
+
+    until: datetime
+    verdicts: tuple[Verdict, ...] = ()
+    finished: bool = False
+
+
+@dataclass(frozen=True)
 class World:
     now: datetime
     flavors: dict[str, FlavorView] = field(default_factory=dict)
@@ -225,6 +249,8 @@ class World:
     snapshots: frozenset[str] = frozenset()
     # Flavors that exist but cannot be read: left as they run.
     unreadable: Mapping[str, UnreadableFlavor] = field(default_factory=dict)
+    # What the verification checks found, by (train, flavor) (adroit.kube.verifier runs them).
+    checks: Mapping[tuple[str, str], CheckResults] = field(default_factory=dict)
 
     def stage(self, stage: Stage) -> StageWorld:
         return self.staging if stage is Stage.STAGING else self.production

@@ -1,0 +1,223 @@
+"""Runs the verification checks of the train that is Verifying, off the reconcile path.
+
+Each car's checks run as a task of their own (predictions, then the load check,
+then, once the verification time is up, the metric queries), so a slow model
+server holds up neither the event loop nor any other flavor. What they find is
+kept in `results`, which the controller hands to the plan as World.checks; each
+new finding enqueues the trains. The plan decides what runs
+(plan.verification.checks_due) and what the answers mean.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import aiohttp
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from adroit.api.flavor import Prediction
+from adroit.api.settings import Settings
+from adroit.kube import rest
+from adroit.plan.verification import (
+    PREDICTION,
+    PREDICTION_FAILED,
+    CarChecks,
+    Sample,
+    ShadowSoak,
+    checks_due,
+    inference_path,
+    judge_load,
+    judge_metric,
+    judge_prediction,
+    judge_shadow,
+    load_plan,
+    metric_query,
+    not_verifiable,
+    side_numbers,
+    soaks_due,
+)
+from adroit.plan.world import CheckResults, Verdict, World
+from adroit.probes import prometheus, serving
+
+log = logging.getLogger("adroit.verifier")
+Key = tuple[str, str]
+
+
+def _round(check: "CarChecks | ShadowSoak") -> datetime:
+    """What identifies one run of a car's checks (a new round starts them again)."""
+    return check.until if isinstance(check, CarChecks) else check.ready_at
+
+
+class Verifier:
+    def __init__(self, api: client.ApiClient, settings: Settings, found: Callable[[], None]):
+        """`found` is called whenever a result arrives (the controller enqueues the trains)."""
+        self.api, self.settings, self.found = api, settings, found
+        self.results: dict[Key, CheckResults] = {}
+        self._running: dict[Key, tuple[datetime, asyncio.Task[None]]] = {}
+        self._session: aiohttp.ClientSession | None = None
+
+    def observe(self, world: World) -> None:
+        """Start the checks that are due and not running; forget those no longer due. Never
+        raises: a bug here must not keep the trains from being stepped."""
+        try:
+            self._observe(world)
+        except Exception:
+            log.exception("cannot work out which verification checks are due")
+
+    def _observe(self, world: World) -> None:
+        due: dict[Key, CarChecks | ShadowSoak] = {
+            c.key: c for c in checks_due(world, self.settings)
+        }
+        due.update({s.key: s for s in soaks_due(world, self.settings)})
+        rounds = {key: _round(check) for key, check in due.items()}
+        for key, (until, task) in list(self._running.items()):
+            if rounds.get(key) != until:
+                task.cancel()
+                del self._running[key]
+        for key in [k for k, r in self.results.items() if rounds.get(k) != r.until]:
+            del self.results[key]
+        for key, check in due.items():
+            if key not in self._running:
+                work = self._run(check) if isinstance(check, CarChecks) else self._soak(check)
+                task = asyncio.create_task(work, name=f"verify {key[1]}")
+                self._running[key] = (rounds[key], task)
+
+    async def close(self) -> None:
+        tasks = [task for _, task in self._running.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._running.clear()
+        if self._session is not None:
+            await self._session.close()
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def _run(self, check: CarChecks) -> None:
+        verdicts: list[Verdict] = []
+
+        def publish(finished: bool) -> None:
+            self.results[check.key] = CheckResults(check.until, tuple(verdicts), finished)
+            self.found()
+
+        try:
+            for verdict in await self._requests(check):
+                verdicts.append(verdict)
+                if not verdict.passed:
+                    log.info("train %s: %s", check.train, verdict.message)
+                    publish(True)
+                    return
+            publish(False)
+            verdicts += await self._metrics(check)
+            publish(True)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # a bug: say so, and fail the car rather than wait forever
+            log.exception("verification checks of %s in train %s", check.flavor, check.train)
+            why = f"car {check.flavor}: its checks could not run: {type(error).__name__}: {error}"
+            verdicts.append(Verdict("check", "checks", False, "CheckError", why))
+            publish(True)
+
+    async def _soak(self, soak: ShadowSoak) -> None:
+        """Compare the shadow's error ratio and latency with the primary's over the soak."""
+        rules = self.settings.verification.shadow
+        url = self.settings.verification.prometheus_url
+        timeout = self.settings.verification.request_timeout.total_seconds()
+        sides = []
+        for deployment in (soak.primary, soak.shadow):
+            samples: list[list[Sample] | str] = []
+            for template in (rules.error_ratio_query, rules.latency_query):
+                if url is None:
+                    samples.append("the settings name no Prometheus (verification.prometheusUrl)")
+                    continue
+                query = soak.query(template, deployment)
+                now = datetime.now(UTC)
+                samples.append(await prometheus.query(self._http(), str(url), query, now, timeout))
+            sides.append(side_numbers(*samples))
+        verdict = judge_shadow(soak, sides[0], sides[1], self.settings)
+        log.info("train %s: %s", soak.train, verdict.message)
+        self.results[soak.key] = CheckResults(soak.ready_at, (verdict,), True)
+        self.found()
+
+    async def _requests(self, check: CarChecks) -> list[Verdict]:
+        """The predictions, one after the other, then the load check: the verdicts so far,
+        the last one failed when one did."""
+        verification = check.verification
+        unsupported = not_verifiable(check)
+        if unsupported is not None:
+            return [unsupported]
+        timeout = self.settings.verification.request_timeout.total_seconds()
+        verdicts: list[Verdict] = []
+        sent: list[tuple[str, str]] = []
+        for prediction in verification.predictions or []:
+            body = await self._body(check, prediction)
+            if isinstance(body, Verdict):
+                return [*verdicts, body]
+            url = check.base_url + inference_path(check.protocol or "v2", check.model, prediction)
+            answer = await serving.post_json(self._http(), url, body, timeout)
+            verdicts.append(judge_prediction(check, prediction, answer))
+            if not verdicts[-1].passed:
+                return verdicts
+            sent.append((url, body))
+        if verification.load is not None and sent:
+            count, interval = load_plan(verification.load)
+            answers = await serving.fixed_rate(self._http(), sent, count, interval, timeout)
+            expected = [p.expect.status for p in verification.predictions or []]
+            verdicts.append(judge_load(check, answers, expected))
+        return verdicts
+
+    async def _body(self, check: CarChecks, prediction: Prediction) -> str | Verdict:
+        """The prediction's body: inline, or from its ConfigMap key in the control namespace."""
+        if prediction.body is not None:
+            return prediction.body
+        ref = prediction.body_from
+        assert ref is not None  # the CRD requires one of the two
+        namespace = self.settings.namespaces.control
+        try:
+            config_map = await rest.request(
+                self.api, "GET", f"/api/v1/namespaces/{namespace}/configmaps/{ref.name}"
+            )
+        except ApiException as error:
+            why = rest.message_of(error)
+        else:
+            body = (config_map.get("data") or {}).get(ref.key)
+            if body is not None:
+                return str(body)
+            why = f"ConfigMap {ref.name} has no key {ref.key}"
+        return Verdict(
+            PREDICTION,
+            prediction.name,
+            False,
+            PREDICTION_FAILED,
+            f"prediction {prediction.name} (car {check.flavor}): cannot read its body from "
+            f"ConfigMap {namespace}/{ref.name} key {ref.key}: {why}",
+        )
+
+    async def _metrics(self, check: CarChecks) -> list[Verdict]:
+        """The metric queries, evaluated once the verification time is up, over all of it."""
+        metrics = check.verification.metrics or []
+        if not metrics:
+            return []
+        wait = (check.until - datetime.now(UTC)).total_seconds()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        url = self.settings.verification.prometheus_url
+        timeout = self.settings.verification.request_timeout.total_seconds()
+        verdicts = []
+        for metric in metrics:
+            samples: list[Sample] | str = (
+                "no Prometheus to ask: the settings name none (verification.prometheusUrl)"
+            )
+            if url is not None:
+                query = metric_query(check, metric.query)
+                at = check.until
+                samples = await prometheus.query(self._http(), str(url), query, at, timeout)
+            verdicts.append(judge_metric(check, metric, samples, self.settings))
+            if not verdicts[-1].passed:
+                break
+        return verdicts
