@@ -18,7 +18,8 @@ endif
 
 .PHONY: help venv crds check-crds webhooks check-webhooks lint typecheck imports unit static \
         cluster-up cluster-down cluster install test-users webhook-config run test \
-        integration test-outage tools bench bench-scale clean verification-up verification-down \
+        integration test-outage tools bench bench-scale bench-status clean verification-up \
+        verification-down \
         bench-verification
 
 help: ## list the targets
@@ -119,6 +120,9 @@ bench: venv install ## time the README's flow, count API writes, measure the web
 
 bench-scale: venv install ## issue 9's figures with N flavors (make bench-scale N=200; default 2000)
 	python bench/scale.py --flavors $(N)
+
+bench-status: venv install ## time `kubectl adroit status` with 2,000 flavors and 50 finished trains
+	python bench/status.py
 
 # Fake nodes run no containers: a local MLServer stands in for every staged model server
 # (settings/verification.yaml's endpoint template points there), scraped by Prometheus.
