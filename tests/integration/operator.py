@@ -274,6 +274,24 @@ class Operator:
     def approve(self, train: str, user: str = "alice") -> None:
         kubectl("annotate", "train", train, "-n", self.ns, "adroit.dev/approved=true", user=user)
 
+    def approve_once_served(self, train: str, user: str = "alice") -> None:
+        """Approve as soon as a webhook answers again (after a restart or an outage)."""
+
+        def approved() -> bool:
+            done = kubectl(
+                "annotate",
+                "train",
+                train,
+                "-n",
+                self.ns,
+                "adroit.dev/approved=true",
+                user=user,
+                check=False,
+            )
+            return done.returncode == 0
+
+        eventually(approved, what="the approval to pass the webhook")
+
     def ship(self, manifest: dict[str, Any], author: str = "bob", approver: str = "alice") -> str:
         """Apply a Flavor, approve the train it forms, wait until Deployed; the train's name."""
         known = {t["metadata"]["name"] for t in self.trains()}

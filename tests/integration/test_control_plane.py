@@ -90,22 +90,7 @@ def test_a_train_rides_out_a_control_plane_outage(tmp_path: Path, component: str
         recovered = time.monotonic() - back
         print(f"{component}: the train moved on {recovered:.1f} s after the API server's return")
         assert recovered < 30
-        eventually(
-            lambda: (
-                kubectl(
-                    "annotate",
-                    "train",
-                    train,
-                    "-n",
-                    op.ns,
-                    "adroit.dev/approved=true",
-                    user="alice",
-                    check=False,
-                ).returncode
-                == 0
-            ),
-            what="the approval to pass the webhook",
-        )
+        op.approve_once_served(train)
         status = op.wait_phase(train, "Deployed")["status"]
         assert [t["metadata"]["name"] for t in op.trains()] == [train], "no duplicate train"
         assert [h["phase"] for h in status["history"]] == FULL_RIDE, "nothing done twice"

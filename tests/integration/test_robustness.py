@@ -49,22 +49,7 @@ def test_killed_at_every_phase_it_carries_on(op: Operator) -> None:
         op.spawn()
         # Without the label, production pods cannot start: the train holds in Promoting.
         kubectl("label", "node", "kwok-node-0", "adroit-test/pool-")
-        eventually(
-            lambda: (
-                kubectl(
-                    "annotate",
-                    "train",
-                    train,
-                    "-n",
-                    op.ns,
-                    "adroit.dev/approved=true",
-                    user="alice",
-                    check=False,
-                ).returncode
-                == 0
-            ),
-            what="the approval to pass the webhook of the restarted operator",
-        )
+        op.approve_once_served(train)
         op.wait_phase(train, "Promoting")
         eventually(lambda: op.deployments("production", "ads"), what="a production Deployment")
         first = op.deployments("production", "ads")[0]["metadata"]
