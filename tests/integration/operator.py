@@ -277,6 +277,8 @@ class Operator:
     def approve_once_served(self, train: str, user: str = "alice") -> None:
         """Approve as soon as a webhook answers again (after a restart or an outage)."""
 
+        refusal: list[str] = [""]
+
         def approved() -> bool:
             done = kubectl(
                 "annotate",
@@ -288,9 +290,13 @@ class Operator:
                 user=user,
                 check=False,
             )
+            refusal[0] = done.stderr.strip()
             return done.returncode == 0
 
-        eventually(approved, what="the approval to pass the webhook")
+        try:
+            eventually(approved, what="the approval to pass the webhook")
+        except AssertionError as error:
+            raise AssertionError(f"{error}; the last answer: {refusal[0]}") from None
 
     def ship(self, manifest: dict[str, Any], author: str = "bob", approver: str = "alice") -> str:
         """Apply a Flavor, approve the train it forms, wait until Deployed; the train's name."""
