@@ -436,7 +436,7 @@ def _start_in_a_pod_view(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    op.process = process  # op.cleanup() kills it, whatever happens
+    op.processes["pod"] = process  # op.kill() and op.cleanup() kill it, whatever happens
     eventually(
         lambda: process.poll() is not None or (op.admission_enabled() and _has_ca(op)),
         timeout=60,
