@@ -113,10 +113,11 @@ integration: venv install tools ## only the tests against the cluster
 test-outage: venv install ## stop kube-apiserver, then etcd, under a train (local cluster; not in make test)
 	ADROIT_OUTAGE_TESTS=1 pytest -q -rP tests/integration/test_control_plane.py
 
-bench: venv install ## time the README's flow, count API writes, measure the webhook's latency
+bench: venv install ## time the README's flow, count API writes, measure the webhook's latency, failover and RSS
 	python bench/train_flow.py
 	python bench/webhook_latency.py
 	python bench/shadow_route.py
+	python bench/operating.py
 
 bench-scale: venv install ## issue 9's figures with N flavors (make bench-scale N=200; default 2000)
 	python bench/scale.py --flavors $(N)

@@ -128,8 +128,10 @@ def operator_in_scratch(admission_port: int) -> Iterator[Scratch]:
 def report(title: str, rounds: list[dict[str, float]]) -> None:
     print(title)
     print("  median [min-max]")
+    width = max(45, *map(len, rounds[0]))
     for key in rounds[0]:
         values = [r[key] for r in rounds]
         print(
-            f"  {key:45s} {statistics.median(values):7.2f}  [{min(values):.2f}-{max(values):.2f}]"
+            f"  {key:{width}s} {statistics.median(values):7.2f}"
+            f"  [{min(values):.2f}-{max(values):.2f}]"
         )

@@ -8,7 +8,7 @@ serves the webhook).
 """
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp.web
@@ -25,7 +25,6 @@ class Readiness:
 
     webhook: Any = None  # the WebhookServer, when admission is on
     controller: Any = None  # the Controller, while this replica leads
-    reasons: list[str] = field(default_factory=list)
 
     def problems(self) -> list[str]:
         problems = []
