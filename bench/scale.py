@@ -552,6 +552,7 @@ async def baseline(run: Run, admin: Kube, image: str) -> float | None:
     try:
         await asyncio.wait_for(ready.wait(), 30)
         names = [f"plain-{i:05d}" for i in range(run.n)]
+        writes = await server_writes(admin)
         start = time.monotonic()
         errors = failures(
             await gather_limited(
@@ -567,6 +568,7 @@ async def baseline(run: Run, admin: Kube, image: str) -> float | None:
             return None
         took = time.monotonic() - start
         fig.value = f"{took:.1f} s"
+        run.fig("baseline-writes").value = throughput(await server_writes(admin) - writes, took)
         run.baseline_s = took
         return took
     finally:
@@ -715,6 +717,7 @@ async def rollout(run: Run, admin: Kube, alice: Kube, world: World) -> None:
     stop = asyncio.Event()
     approving = asyncio.create_task(approver(run, alice, world, approved))
     hooks_before = await webhook_buckets(admin, run.ns)
+    writes_before = await server_writes(admin)
     start, wall = time.monotonic(), datetime.now(UTC)
     probes = asyncio.create_task(admission_probes(run, admin, alice, world, stop))
     try:
@@ -762,6 +765,9 @@ async def rollout(run: Run, admin: Kube, alice: Kube, world: World) -> None:
                 + ")"
             )
         else:
+            run.fig("server-writes").value = throughput(
+                await server_writes(admin) - writes_before, took - verified * run.verify_for
+            )
             excluded = took - verified * run.verify_for
             run.rollout_s = excluded
             fig.value = f"{excluded:.1f} s"
@@ -794,13 +800,37 @@ async def rollout(run: Run, admin: Kube, alice: Kube, world: World) -> None:
 HOOK_METRIC = "apiserver_admission_webhook_admission_duration_seconds_bucket{"
 
 
-async def webhook_buckets(admin: Kube, ns: str) -> dict[str, dict[float, float]]:
-    """The API server's own histogram of its calls to this operator's webhooks (every call,
-    the dry runs and the real writes), per webhook: upper bound -> calls at most that long."""
+async def server_metrics(admin: Kube) -> str:
     async with admin.session.get(
         admin.server + "/metrics", headers={**admin.headers, "Accept": "text/plain"}
     ) as resp:
-        text = await resp.text()
+        return await resp.text()
+
+
+WRITE_VERBS = ('verb="POST"', 'verb="PUT"', 'verb="PATCH"', 'verb="DELETE"')
+
+
+async def server_writes(admin: Kube) -> float:
+    """Every write the API server has served, from any client (dry runs left out)."""
+    total = 0.0
+    for line in (await server_metrics(admin)).splitlines():
+        if (
+            line.startswith("apiserver_request_total{")
+            and 'dry_run=""' in line
+            and any(verb in line for verb in WRITE_VERBS)
+        ):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def throughput(writes: float, seconds: float) -> str:
+    return f"{writes:.0f} API writes by every client, {writes / seconds:.0f}/s"
+
+
+async def webhook_buckets(admin: Kube, ns: str) -> dict[str, dict[float, float]]:
+    """The API server's own histogram of its calls to this operator's webhooks (every call,
+    the dry runs and the real writes), per webhook: upper bound -> calls at most that long."""
+    text = await server_metrics(admin)
     buckets: dict[str, dict[float, float]] = {}
     for line in text.splitlines():
         if not line.startswith(HOOK_METRIC):
@@ -1077,6 +1107,7 @@ def report(run: Run) -> None:
         print(f"  {'':30s}   reference: {f['baseline'].note}")
     row("  writing the N Flavors", "apply")
     row("  operator's API writes", "rollout-writes")
+    row("  the control plane's writes", "server-writes", val("baseline-writes"))
     row("  largest Train", "train-size")
     print(f"  {'':30s}   seconds from the first write: {val('timeline')}")
     row(
