@@ -110,8 +110,8 @@ test: venv static install tools ## lint, types, layers, unit and integration tes
 integration: venv install tools ## only the tests against the cluster
 	pytest tests/integration -q
 
-test-outage: venv install ## stop kube-apiserver, then etcd, under a train (local cluster; not in make test)
-	ADROIT_OUTAGE_TESTS=1 pytest -q -rP tests/integration/test_control_plane.py
+test-outage: venv install ## only the tests that stop kube-apiserver, then etcd, under a train (local cluster)
+	pytest -q -rP -m outage tests/integration
 
 bench: venv install ## time the README's flow, count API writes, measure the webhook's latency, failover and RSS
 	python bench/train_flow.py

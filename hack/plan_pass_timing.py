@@ -23,7 +23,7 @@ from adroit.plan.world import TrainView
 def world_of(n: int, finished: int = 1, verifying: bool = False) -> Sim:
     sim = Sim()
     s = sim.settings
-    image = next(iter(s.runtimes.values()))
+    image = next(iter(s.runtimes.values())).image
     cars = []
     for i in range(n):
         name = f"flavor-{i:05d}"

@@ -168,6 +168,9 @@ launch kube-apiserver "$KUBE_BIN/kube-apiserver" \
 wait_for kube-apiserver 60 "$kubectl" --kubeconfig "$kubeconfig" get --raw /readyz
 
 log "starting kube-controller-manager, kube-scheduler, kwok"
+# The fake nodes never fail, but their heartbeats stop while the API server is away: a
+# grace period (default 50 s) longer than any restart the tests make keeps the node
+# lifecycle controller from marking every pod unready when it comes back.
 launch kube-controller-manager "$KUBE_BIN/kube-controller-manager" \
   --kubeconfig="$dir/controller-manager.kubeconfig" \
   --authentication-kubeconfig="$dir/controller-manager.kubeconfig" \
@@ -179,6 +182,7 @@ launch kube-controller-manager "$KUBE_BIN/kube-controller-manager" \
   --cluster-signing-cert-file="$pki/ca.crt" --cluster-signing-key-file="$pki/ca.key" \
   --kube-api-qps=200 --kube-api-burst=400 \
   --concurrent-deployment-syncs=20 --concurrent-replicaset-syncs=20 \
+  --node-monitor-grace-period=2m \
   --v=1
 launch kube-scheduler "$KUBE_BIN/kube-scheduler" \
   --kubeconfig="$dir/scheduler.kubeconfig" \

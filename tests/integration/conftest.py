@@ -8,6 +8,11 @@ from tests.integration.users import bind_cluster_wide, bind_in, is_local_cluster
 from tests.kube import NAMESPACE, eventually, kubectl
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The outage tests stop the control plane: run them after every other test."""
+    items.sort(key=lambda item: item.get_closest_marker("outage") is not None)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def cluster() -> Iterator[None]:
     """The cluster KUBECONFIG points at, with Adroit's CRDs installed (`make install`)."""

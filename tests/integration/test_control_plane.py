@@ -1,7 +1,8 @@
 """The control plane goes away under a train and comes back: kube-apiserver stopped and
 started again, and in a second test etcd. The operator recovers by itself within 30 s of
 the API server's return, and nothing is lost or done twice. Local cluster only: the test
-stops and starts the processes of hack/cluster/up.sh."""
+stops and starts the processes of hack/cluster/up.sh, after every other test (the
+`outage` marker; tests/integration/conftest.py orders them last)."""
 
 import logging
 import os
@@ -21,15 +22,11 @@ CLUSTER = Path(os.environ.get("ADROIT_CLUSTER_DIR") or REPO / ".cluster")
 OUTAGE = 12.0  # s: longer than the leader's renew deadline (10 s) and than verifyFor
 
 
+pytestmark = pytest.mark.outage
+
+
 @pytest.fixture(autouse=True)
 def _local_cluster() -> None:
-    if not os.environ.get("ADROIT_OUTAGE_TESTS"):
-        pytest.skip(
-            "stops the shared cluster's API server and etcd; after a restart of the API "
-            "server, kwok's fake kubelets sometimes report a running pod unready for a while "
-            "(the operator then rolls the train back, as it should): run `make test-outage` "
-            "(ADROIT_OUTAGE_TESTS=1) on its own"
-        )
     if subprocess.run([REPO / "hack/cluster/is-local.sh"], capture_output=True).returncode:
         pytest.skip("stops the local cluster's processes: runs against hack/cluster only")
 
