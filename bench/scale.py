@@ -290,22 +290,12 @@ def failures(results: list[Any]) -> list[BaseException]:
 
 # --- the write-counting proxy (a process of its own) ---------------------------------------
 
-HOP = {
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "content-length",
-}
-
 
 async def _proxy(port: int, upstream: str, ca_file: str) -> None:
     from aiohttp import web
+
+    sys.path.insert(0, str(REPO))
+    from tests.integration.api_proxy import relay
 
     writes: list[list[Any]] = []
     session = aiohttp.ClientSession(
@@ -316,26 +306,12 @@ async def _proxy(port: int, upstream: str, ca_file: str) -> None:
     async def forward(request: web.Request) -> web.StreamResponse:
         if request.path == "/_bench/writes":
             return web.json_response(writes)
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP}
-        body = await request.read()
-        async with session.request(
-            request.method,
-            upstream + request.raw_path,
-            headers=headers,
-            data=body or None,
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
-        ) as up:
+
+        def note(status: int) -> None:
             if request.method not in ("GET", "HEAD", "OPTIONS"):
-                writes.append([time.time(), request.method, request.path, up.status])
-            out = web.StreamResponse(
-                status=up.status,
-                headers={k: v for k, v in up.headers.items() if k.lower() not in HOP},
-            )
-            await out.prepare(request)
-            async for chunk in up.content.iter_any():
-                await out.write(chunk)
-            await out.write_eof()
-            return out
+                writes.append([time.time(), request.method, request.path, status])
+
+        return await relay(session, upstream, request, note)
 
     app = web.Application(client_max_size=256 * 1024 * 1024)
     app.router.add_route("*", "/{tail:.*}", forward)

@@ -10,6 +10,7 @@ identity, and streams the answer back (watches included).
 import asyncio
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,48 @@ from aiohttp import web
 
 from adroit.kube.secrets import self_signed
 
-HOP = {"connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length"}
+# Hop-by-hop headers (RFC 9110), and what aiohttp sets again itself.
+HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+}
+
+
+async def relay(
+    session: aiohttp.ClientSession,
+    upstream: str,
+    request: web.Request,
+    note: Callable[[int], None],
+) -> web.StreamResponse:
+    """Pass one request on to `upstream`, note the answer's status, and stream the answer
+    back as it comes (a watch included)."""
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP}
+    body = await request.read()
+    async with session.request(
+        request.method,
+        upstream + request.raw_path,
+        headers=headers,
+        data=body or None,
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+    ) as up:
+        note(up.status)
+        out = web.StreamResponse(
+            status=up.status,
+            headers={k: v for k, v in up.headers.items() if k.lower() not in HOP},
+        )
+        await out.prepare(request)
+        async for chunk in up.content.iter_any():
+            await out.write(chunk)
+        await out.write_eof()
+        return out
 
 
 @dataclass(frozen=True)
@@ -101,25 +143,10 @@ class CountingProxy:
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP}
-        body = await request.read()
-        async with self._session.request(
-            request.method,
-            self.upstream + request.raw_path,
-            headers=headers,
-            data=body or None,
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
-        ) as up:
-            self.seen += access(request.method, request.path, dict(request.query), up.status)
-            out = web.StreamResponse(
-                status=up.status,
-                headers={k: v for k, v in up.headers.items() if k.lower() not in HOP},
-            )
-            await out.prepare(request)
-            async for chunk in up.content.iter_any():
-                await out.write(chunk)
-            await out.write_eof()
-            return out
+        def note(status: int) -> None:
+            self.seen += access(request.method, request.path, dict(request.query), status)
+
+        return await relay(self._session, self.upstream, request, note)
 
     def close(self) -> None:
         async def stop() -> None:
