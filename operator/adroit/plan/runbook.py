@@ -88,4 +88,5 @@ def dropped_cars(status: TrainStatus) -> dict[str, Breach]:
 
 def dropped_from(train: TrainView, flavor: str) -> bool:
     """Whether a runbook rule took the flavor's car out of the train."""
-    return any(c.flavor == flavor and c.reason in REASONS for c in train.status.cars)
+    car = train.car_status.get(flavor)
+    return car is not None and car.reason in REASONS

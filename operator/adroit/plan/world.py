@@ -14,7 +14,15 @@ from functools import cached_property
 from typing import Any
 
 from adroit.api.flavor import FlavorSpec, FlavorStatus
-from adroit.api.train import FINISHED, ON_THE_TRACKS, Car, Phase, TrainSpec, TrainStatus
+from adroit.api.train import (
+    FINISHED,
+    ON_THE_TRACKS,
+    Car,
+    CarStatus,
+    Phase,
+    TrainSpec,
+    TrainStatus,
+)
 from adroit.plan.render import Release
 from adroit.plan.stages import Role, Stage
 
@@ -206,6 +214,12 @@ class TrainView:
     @property
     def finished(self) -> bool:
         return self.status.phase in FINISHED
+
+    @cached_property
+    def car_status(self) -> Mapping[str, CarStatus]:
+        """Each car's status by flavor: looked up once per flavor and pass, so a train of
+        2,000 cars must not be scanned each time."""
+        return {c.flavor: c for c in self.status.cars}
 
 
 Held = tuple[TrainView, Car]
