@@ -94,6 +94,10 @@ KC
 controller_kubeconfig source-controller
 controller_kubeconfig kustomize-controller
 
+# Each runs through a link in $dir, so that its command line names $dir (down.sh checks).
+mkdir -p "$dir/bin"
+ln -sfn "$SOURCE_CONTROLLER" "$dir/bin/source-controller"
+ln -sfn "$KUSTOMIZE_CONTROLLER" "$dir/bin/kustomize-controller"
 launch() {  # launch NAME ARGS...: in its own session, detached from our output
   local name="$1"; shift
   setsid "$@" </dev/null >>"$dir/logs/$name.log" 2>&1 &
@@ -130,14 +134,14 @@ fi
 
 log "starting source-controller (artifacts on 127.0.0.1:$storage_port)"
 launch source-controller env KUBECONFIG="$dir/source-controller.kubeconfig" \
-  RUNTIME_NAMESPACE=flux-system "$SOURCE_CONTROLLER" \
+  RUNTIME_NAMESPACE=flux-system "$dir/bin/source-controller" \
   --storage-path="$dir/storage" --storage-addr="127.0.0.1:$storage_port" \
   --storage-adv-addr="127.0.0.1:$storage_port" \
   --metrics-addr="127.0.0.1:$source_metrics" --health-addr="127.0.0.1:$source_health" \
   --watch-all-namespaces=true --enable-leader-election=false --log-level=info
 log "starting kustomize-controller"
 launch kustomize-controller env KUBECONFIG="$dir/kustomize-controller.kubeconfig" \
-  RUNTIME_NAMESPACE=flux-system "$KUSTOMIZE_CONTROLLER" \
+  RUNTIME_NAMESPACE=flux-system "$dir/bin/kustomize-controller" \
   --metrics-addr="127.0.0.1:$kustomize_metrics" --health-addr="127.0.0.1:$kustomize_health" \
   --watch-all-namespaces=true --enable-leader-election=false --log-level=info
 wait_for source-controller 60 curl -fsS "http://127.0.0.1:$source_health/readyz"
