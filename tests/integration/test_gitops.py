@@ -131,13 +131,13 @@ def test_git_revert_ships_the_earlier_revision(op: Operator, repo: Repository) -
     follow(op, repo, op.ns)
     path = f"{op.ns}/ads.yaml"
     repo.commit({path: flavor_file(op, "ads", V1, "bob")}, "bob", "ads v1")
-    ship(op, set())
+    first = ship(op, set())
     bad = repo.commit({path: flavor_file(op, "ads", V2, "bob")}, "bob", "ads v2")
-    ship(op, names(op))
+    second = ship(op, {first})
     assert op.model_version("production", "ads") == V2
     revert = repo.revert(bad, "bob")
     applied(op, revert)
-    train = ship(op, names(op))
+    train = ship(op, {first, second})
     assert op.model_version("production", "ads") == V1
     assert op.get("flavor", "ads")["spec"]["model"]["version"] == V1
     assert cars(op, train) == ["ads"]
