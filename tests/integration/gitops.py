@@ -98,7 +98,9 @@ class Repository:
         )
         self.checkout = workdir / self.name
         subprocess.run(
-            ["git", "clone", "--quiet", self.url, str(self.checkout)], check=True, capture_output=True
+            ["git", "clone", "--quiet", self.url, str(self.checkout)],
+            check=True,
+            capture_output=True,
         )
         git(self.checkout, "checkout", "--quiet", "-b", "main")
 
@@ -229,16 +231,44 @@ def reconcile_now(op: Operator) -> None:
     )
 
 
-def request_counts(url: str) -> dict[str, float]:
-    """rest_client_requests_total of a Flux controller, summed by HTTP method."""
+def scrape(url: str, metric: str) -> list[tuple[dict[str, str], float]]:
+    """The samples of one metric on a Prometheus /metrics page: (labels, value) each."""
     with urllib.request.urlopen(url, timeout=10) as response:
         text = response.read().decode()
-    counts: dict[str, float] = {}
+    samples = []
     for line in text.splitlines():
-        if line.startswith("rest_client_requests_total{"):
-            labels, value = line.rsplit(" ", 1)
-            method = labels.split('method="', 1)[1].split('"', 1)[0]
-            counts[method] = counts.get(method, 0) + float(value)
+        if line.startswith(metric + "{"):
+            labels, value = line[len(metric) + 1 :].rsplit("} ", 1)
+            pairs = (pair.split("=", 1) for pair in labels.split('",') if "=" in pair)
+            samples.append(({k: v.strip('"') for k, v in pairs}, float(value)))
+    return samples
+
+
+def request_counts(url: str) -> dict[str, float]:
+    """rest_client_requests_total of a Flux controller, summed by HTTP method."""
+    counts: dict[str, float] = {}
+    for labels, value in scrape(url, "rest_client_requests_total"):
+        counts[labels["method"]] = counts.get(labels["method"], 0) + value
+    return counts
+
+
+def reconciles(flux: Flux, namespace: str) -> float:
+    """How many times kustomize-controller has reconciled the Kustomizations of `namespace`."""
+    samples = scrape(flux.metrics["kustomize-controller"], "gotk_reconcile_duration_seconds_count")
+    return sum(value for labels, value in samples if labels.get("namespace") == namespace)
+
+
+def flux_events(namespace: str) -> dict[str, int]:
+    """The Events about Flux's own objects in `namespace`: name -> how often each was said."""
+    counts = {}
+    for kind in ("GitRepository", "Kustomization"):
+        out = kubectl(
+            "get", "events", "-n", namespace, "--field-selector", f"involvedObject.kind={kind}",
+            "-o", "json",
+        ).stdout  # fmt: skip
+        counts.update(
+            {e["metadata"]["name"]: int(e["count"] or 1) for e in json.loads(out)["items"]}
+        )
     return counts
 
 
