@@ -140,10 +140,16 @@ def flavor_file(op: Operator, name: str, version: str, author: str, **spec: Any)
 
 
 def follow(
-    op: Operator, repo: Repository, path: str, *, wait: bool = False, timeout: str = "2m"
-) -> str:
+    op: Operator,
+    repo: Repository,
+    path: str,
+    *,
+    wait: bool = False,
+    health: list[dict[str, str]] | None = None,
+) -> None:
     """A GitRepository and a Kustomization in the operator's control namespace that apply
-    `path` of `repo` there (as a team's cluster would); returns the Kustomization's name."""
+    `path` of `repo` there, as a team's cluster would; `wait`: Ready only once what it
+    applied is healthy, judged by kstatus or the CEL `health` expressions."""
     readme = f"Flavors of {op.ns}, applied by Flux.\n"
     revision = repo.commit({f"{path}/README.md": readme}, "adroit", f"{path}: a folder of Flavors")
     source = {
@@ -163,13 +169,14 @@ def follow(
             "prune": True,
             "interval": APPLY_INTERVAL,
             "wait": wait,
-            "timeout": timeout,
+            "timeout": "2m",
         },
     }
+    if health:
+        kustomization["spec"]["healthCheckExprs"] = health
     apply(source)
     apply(kustomization)
     applied(op, revision)
-    return "flavors"
 
 
 def kustomization(op: Operator) -> dict[str, Any]:
