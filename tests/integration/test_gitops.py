@@ -6,6 +6,7 @@ control namespace, and people approve with `kubectl annotate`, as the README say
 """
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,8 @@ from tests.integration.operator import Operator, own_operator
 from tests.kube import eventually, kubectl
 
 V1, V2 = "694a577a", "c80c6746"
+# Figures for the report (pytest -rP shows them): the operator in-process holds stdout.
+log = logging.getLogger("gitops")
 # Everything the operator, Flux and the cluster's controllers write for a flavor.
 WRITTEN = (
     "flavors,trains,controllerrevisions,events,deployments,replicasets,pods,services,"
@@ -93,7 +96,7 @@ def test_a_committed_flavor_reaches_production_once_approved(
         {f"{op.ns}/ads.yaml": flavor_file(op, "ads", V1, "bob")}, "bob", "ads: a first model"
     )
     eventually(lambda: op.deployments("staging", "ads"), what="the staging Deployment")
-    print(f"commit to staging Deployment: {time.monotonic() - pushed:.1f} s")
+    log.info("commit to staging Deployment: %.1f s", time.monotonic() - pushed)
     applied(op, commit)
     train = op.new_train()
     waiting = op.wait_phase(train, "AwaitingApproval")
@@ -238,15 +241,17 @@ def test_flux_and_the_operator_do_not_fight(tmp_path: Path, flux: Flux, repo: Re
         # status (history, Ready's time) and an Event each from kustomize-controller
         # ("Reconciliation finished") and source-controller ("no changes since ...").
         own = {f"Kustomization/{op.ns}/flavors"} | {f"Event/{op.ns}/{name}" for name in told}
-        print(
-            f"idle minute: the operator wrote {writes(op) - operator_writes:.0f} times; Flux "
-            f"reconciled {looked:.0f} times and wrote {sum(told.values()) - sum(said.values())} "
-            "Events and its Kustomization's status, nothing else"
+        log.info(
+            "idle minute: the operator wrote %.0f times; Flux reconciled %.0f times and wrote "
+            "%d Events and its Kustomization's status, nothing else",
+            writes(op) - operator_writes,
+            looked,
+            sum(told.values()) - sum(said.values()),
         )
         for name, url in flux.metrics.items():
             now = request_counts(url)
             delta = {m: now[m] - flux_requests[name].get(m, 0) for m in now}
-            print(f"  {name} requests: {json.dumps(delta)}")
+            log.info("  %s requests: %s", name, json.dumps(delta))
         others = [k for k in changed if k not in own]
         assert others == [], f"written in the idle minute: {others}"
         assert writes(op) == operator_writes, "the operator wrote during the idle minute"
