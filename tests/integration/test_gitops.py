@@ -170,6 +170,7 @@ def test_a_refused_commit_shows_in_flux_and_touches_nothing(op: Operator, repo: 
             f"bad: refused ({says})",
         )
         message = refused(op, commit)
+        log.info("Flux's Kustomization says: %s", message)
         assert says in message, message
         assert f"Flavor/{op.ns}/bad" in message, message
     after = op.get("flavor", "ads")
@@ -200,6 +201,7 @@ def test_the_commit_author_cannot_approve_the_train_of_their_change(
     )  # fmt: skip
     assert refusal.returncode != 0
     assert "separation of duties" in refusal.stderr, refusal.stderr
+    log.info("alice's approval: %s", refusal.stderr.strip())
     op.approve(train, "carol")
     assert op.wait_phase(train, "Deployed")["status"]["approval"]["by"] == "carol"
 
