@@ -123,9 +123,7 @@ if [[ ! -d "$dir/git/flavors.git" ]]; then
   git init --quiet --bare --initial-branch=main "$dir/git/flavors.git"
   scratch="$(mktemp -d)"
   (cd "$scratch" && git init --quiet --initial-branch=main \
-   && mkdir flavors && cp "$here/repository/README.md" . \
-   && printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: []\n' \
-        >flavors/kustomization.yaml \
+   && mkdir flavors && cp "$here/repository/README.md" . && : >flavors/.keep \
    && git add . && git -c user.name=adroit -c user.email=adroit@localhost commit --quiet \
         -m "A repository of Flavors" \
    && git push --quiet "$dir/git/flavors.git" main)
