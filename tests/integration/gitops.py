@@ -158,24 +158,26 @@ def follow(
         "metadata": {"name": "flavors", "namespace": op.ns},
         "spec": {"url": repo.url, "ref": {"branch": "main"}, "interval": SOURCE_INTERVAL},
     }
-    kustomization = {
-        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
-        "kind": "Kustomization",
-        "metadata": {"name": "flavors", "namespace": op.ns},
-        "spec": {
-            "sourceRef": {"kind": "GitRepository", "name": "flavors"},
-            "path": f"./{path}",
-            "targetNamespace": op.ns,
-            "prune": True,
-            "interval": APPLY_INTERVAL,
-            "wait": wait,
-            "timeout": "2m",
-        },
+    spec: dict[str, Any] = {
+        "sourceRef": {"kind": "GitRepository", "name": "flavors"},
+        "path": f"./{path}",
+        "targetNamespace": op.ns,
+        "prune": True,
+        "interval": APPLY_INTERVAL,
+        "wait": wait,
+        "timeout": "2m",
     }
     if health:
-        kustomization["spec"]["healthCheckExprs"] = health
+        spec["healthCheckExprs"] = health
     apply(source)
-    apply(kustomization)
+    apply(
+        {
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+            "kind": "Kustomization",
+            "metadata": {"name": "flavors", "namespace": op.ns},
+            "spec": spec,
+        }
+    )
     applied(op, revision)
 
 
