@@ -7,23 +7,8 @@ dir="${ADROIT_CLUSTER_DIR:-$here/../../.cluster}/gitops"
 [[ -d "$dir/pids" ]] || exit 0
 dir="$(cd "$dir" && pwd)"
 
-ours() {  # ours PID: the process was started from this directory
-  [[ -r "/proc/$1/cmdline" ]] && tr '\0' ' ' <"/proc/$1/cmdline" | grep -qF "$dir/"
-}
-pids=()
-for name in kustomize-controller source-controller git-server; do
-  file="$dir/pids/$name.pid"
-  [[ -f "$file" ]] || continue
-  pid="$(cat "$file")"
-  if ours "$pid"; then
-    kill -TERM "$pid" 2>/dev/null || true
-    pids+=("$pid")
-  fi
-  rm -f "$file"
-done
-for pid in "${pids[@]}"; do
-  for _ in $(seq 50); do ours "$pid" || break; sleep 0.1; done
-  ours "$pid" && kill -KILL "$pid" 2>/dev/null || true
-done
+# shellcheck source=../lib/processes.sh
+source "$here/../lib/processes.sh"
+stop kustomize-controller source-controller git-server
 rm -f "$dir/env"
-printf '[gitops] stopped %d process(es)\n' "${#pids[@]}" >&2
+printf '[gitops] stopped %d process(es)\n' "$stopped" >&2

@@ -28,12 +28,8 @@ k() { kubectl --kubeconfig "$kubeconfig" "$@"; }
 log() { printf '[gitops %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 start=$SECONDS
 
-alive() {  # alive NAME: the process started from $dir is still running
-  local pid
-  [[ -f "$dir/pids/$1.pid" ]] || return 1
-  pid="$(cat "$dir/pids/$1.pid")"
-  [[ -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$dir/"
-}
+# shellcheck source=../lib/processes.sh
+source "$here/../lib/processes.sh"
 processes=(git-server source-controller kustomize-controller)
 running=0
 for p in "${processes[@]}"; do alive "$p" && running=$((running + 1)); done
@@ -52,14 +48,7 @@ eval "$("$here/build.sh" --print)"
 rm -rf "$dir/pids" "$dir/logs" "$dir/storage"
 mkdir -p "$dir/pids" "$dir/logs" "$dir/storage" "$dir/git"
 read -r git_port storage_port source_metrics source_health kustomize_metrics kustomize_health \
-  <<<"$(python3 - <<'PY'
-import socket
-socks = []
-for _ in range(6):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-PY
-)"
+  <<<"$(free_ports 6)"
 
 log "installing Flux's CRDs from its modules"
 k apply --server-side --force-conflicts --field-manager=adroit-gitops \
@@ -98,22 +87,8 @@ controller_kubeconfig kustomize-controller
 mkdir -p "$dir/bin"
 ln -sfn "$SOURCE_CONTROLLER" "$dir/bin/source-controller"
 ln -sfn "$KUSTOMIZE_CONTROLLER" "$dir/bin/kustomize-controller"
-launch() {  # launch NAME ARGS...: in its own session, detached from our output
-  local name="$1"; shift
-  setsid "$@" </dev/null >>"$dir/logs/$name.log" 2>&1 &
-  echo $! >"$dir/pids/$name.pid"
-}
-wait_for() {  # wait_for NAME SECONDS COMMAND...: until COMMAND succeeds
-  local name="$1" deadline=$((SECONDS + $2)); shift 2
-  until "$@" >/dev/null 2>&1; do
-    if ((SECONDS >= deadline)) || ! alive "$name"; then
-      log "$name did not start; last lines of its log:"
-      tail -n 30 "$dir/logs/$name.log" >&2 || true
-      "$here/down.sh" >/dev/null 2>&1 || true
-      exit 1
-    fi
-    sleep 0.2
-  done
+wait_for() {  # wait_for NAME SECONDS COMMAND...: or stop everything and fail
+  wait_until "$@" || { "$here/down.sh" >/dev/null 2>&1 || true; exit 1; }
 }
 
 log "starting the Git server on http://127.0.0.1:$git_port/"
