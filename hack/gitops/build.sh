@@ -37,7 +37,8 @@ if [[ "${1:-}" == "--print" ]]; then
   exit 0
 fi
 
-# Flux's modules need a newer Go than the project's: only this script asks for it.
+# The toolchain of versions.env, here only: a Flux release may need a newer Go than
+# the project, which builds with the machine's.
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOTOOLCHAIN="$FLUX_GO_TOOLCHAIN"
 log() { printf '[gitops %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
