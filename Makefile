@@ -19,6 +19,7 @@ endif
 .PHONY: help venv crds check-crds webhooks check-webhooks lint typecheck imports unit static \
         cluster-up cluster-down cluster install test-users webhook-config run test \
         integration test-outage tools bench bench-scale bench-status clean verification-up \
+        gitops-up gitops-down \
         verification-down \
         bench-verification
 
@@ -63,7 +64,7 @@ unit: venv ## tests that need no cluster
 cluster-up: ## start the local cluster (builds its binaries once)
 	hack/cluster/up.sh
 
-cluster-down: ## stop the local cluster
+cluster-down: gitops-down ## stop the local cluster (and Flux, if gitops-up started it)
 	hack/cluster/down.sh
 
 cluster:
@@ -124,6 +125,20 @@ bench-scale: venv install ## issue 9's figures with N flavors (make bench-scale 
 
 bench-status: venv install ## time `kubectl adroit status` with 2,000 flavors and 50 finished trains
 	python bench/status.py
+
+# Flux's source-controller and kustomize-controller, built from Go modules once per version
+# (several minutes each), and a Git server, as local processes beside the local cluster.
+gitops-up: ## start Flux and a Git server beside the local cluster (tests/integration/test_gitops.py)
+ifdef LOCAL_CLUSTER
+	hack/cluster/up.sh
+	hack/gitops/up.sh
+else
+	@echo "make gitops-up: runs Flux as local processes beside the local cluster only;" \
+	     "on $$KUBECONFIG install Flux as usual (README, GitOps)" >&2; exit 1
+endif
+
+gitops-down: ## stop what gitops-up started
+	hack/gitops/down.sh
 
 # Fake nodes run no containers: a local MLServer stands in for every staged model server
 # (settings/verification.yaml's endpoint template points there), scraped by Prometheus.

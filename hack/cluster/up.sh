@@ -18,12 +18,8 @@ kubeconfig="$dir/kubeconfig"
 log() { printf '[cluster %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 start=$SECONDS
 
-alive() {  # alive NAME: the component started from $dir is still running
-  local pid
-  [[ -f "$dir/pids/$1.pid" ]] || return 1
-  pid="$(cat "$dir/pids/$1.pid")"
-  [[ -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$dir/"
-}
+# shellcheck source=../lib/processes.sh
+source "$here/../lib/processes.sh"
 
 components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 running=0
@@ -41,15 +37,6 @@ fi
 "$here/build.sh"
 eval "$("$here/build.sh" --print)"
 
-free_ports() {  # free_ports N: N distinct TCP ports free on loopback right now
-  python3 - "$1" <<'PY'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-PY
-}
 read -r etcd_port etcd_peer_port api_port kcm_port sched_port kwok_port <<<"$(free_ports 6)"
 
 rm -rf "$dir/etcd" "$dir/pki" "$dir/pids" "$dir/logs"
@@ -124,23 +111,8 @@ KC
 mv "$kubeconfig.tmp" "$kubeconfig"
 
 # --- processes --------------------------------------------------------------
-launch() {  # launch NAME BINARY ARGS...: in its own session, detached from our output
-  local name="$1"; shift
-  setsid "$@" </dev/null >>"$dir/logs/$name.log" 2>&1 &
-  echo $! >"$dir/pids/$name.pid"
-}
-wait_for() {  # wait_for WHAT SECONDS COMMAND...
-  local what="$1" limit="$2"; shift 2
-  local deadline=$((SECONDS + limit))
-  until "$@" >/dev/null 2>&1; do
-    if ((SECONDS >= deadline)); then
-      log "$what not ready after ${limit}s; last lines of its log:"
-      tail -n 30 "$dir/logs/$what.log" >&2 || true
-      "$here/down.sh" >/dev/null 2>&1 || true
-      exit 1
-    fi
-    sleep 0.2
-  done
+wait_for() {  # wait_for NAME SECONDS COMMAND...: or stop everything and fail
+  wait_until "$@" || { "$here/down.sh" >/dev/null 2>&1 || true; exit 1; }
 }
 
 log "starting etcd"
