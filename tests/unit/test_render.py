@@ -71,7 +71,8 @@ def test_every_object_is_labelled_and_production_has_a_budget() -> None:
     prod = render_stage(release(), Stage.PRODUCTION, "prod")
     staging = render_stage(release(), Stage.STAGING, "staging")
     assert [m["kind"] for m in prod.routing] == ["Service", "Service", "PodDisruptionBudget"]
-    assert [m["kind"] for m in staging.routing] == ["Service", "Service"]
+    # Staging has only the stable Service: no route weighs a revision's own Service there.
+    assert [(m["kind"], m["metadata"]["name"]) for m in staging.routing] == [("Service", "ads")]
     for manifest in prod.workloads + prod.routing:
         labels = manifest["metadata"]["labels"]
         assert labels["app.kubernetes.io/managed-by"] == "adroit"

@@ -318,7 +318,9 @@ def test_checks_are_due_while_verifying_at_the_endpoint_of_the_stage() -> None:
     sim = CheckingSim()
     verifying(sim)
     (due,) = checks_due(sim.world(), sim.settings)
-    assert due.base_url.startswith("http://127.0.0.1:9000/staging/iris-")
+    # {service} is the flavor's stable Service, which routes to the new revision by now
+    assert due.base_url == "http://127.0.0.1:9000/staging/iris"
+    assert due.deployment.startswith("iris-"), "metric queries name the revision's Deployment"
     assert due.protocol == "v2"
     assert due.names() == ["prediction two-flowers"]
 

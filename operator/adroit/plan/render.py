@@ -273,7 +273,13 @@ def render_stage(
     deployment = render_deployment(release, stage, Role.PRIMARY, namespace)
     name = deployment["metadata"]["name"]
     workloads = [deployment]
-    routing = [render_service(name, release.flavor, stage, Role.PRIMARY, namespace, name)]
+    routing = []
+    if stage is Stage.PRODUCTION:
+        # The revision's own Service, which the route weighs against the shadow's. Staging
+        # has no route: verification asks the stable Service, which has switched to the
+        # new revision before the train verifies. (The API server allocates ClusterIPs one
+        # at a time: a Service fewer per flavor is most of what a large rollout waits for.)
+        routing.append(render_service(name, release.flavor, stage, Role.PRIMARY, namespace, name))
     shadow_name = None
     shadow = shadow_view(release) if stage is Stage.PRODUCTION else None
     if shadow is not None:

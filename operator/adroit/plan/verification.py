@@ -120,7 +120,8 @@ def _car_checks(train: TrainView, until: datetime, settings: Settings) -> Iterat
             continue
         if release is None:
             continue
-        service = deployment_name(release, Stage.STAGING)
+        # The stable Service: a train verifies only once it routes to the new revision.
+        service = release.flavor
         base = settings.verification.endpoint.format(
             service=service,
             namespace=namespace,
@@ -137,7 +138,7 @@ def _car_checks(train: TrainView, until: datetime, settings: Settings) -> Iterat
             protocol=release.serving.protocol if release.serving else None,
             model=spec.model.name,
             namespace=namespace,
-            deployment=service,
+            deployment=deployment_name(release, Stage.STAGING),
             window=settings.timeouts.verify_for,
         )
 
