@@ -15,6 +15,7 @@ from adroit.api.settings import parse_settings
 from adroit.handlers import reconciler
 from adroit.kube.act import patch_status
 from adroit.kube.cluster import connect
+from adroit.kube.metrics import REGISTRY
 from tests.integration.operator import Operator, own_operator
 from tests.kube import FULL_RIDE, apply, eventually, kubectl
 
@@ -98,9 +99,20 @@ def test_after_deployed_a_restart_writes_nothing(
 
     writes.clear()
     op.start()
-    time.sleep(6)  # the initial listing plus several poll intervals
+    time.sleep(3)  # the initial listing
+    passes = REGISTRY.get_sample_value(
+        "controller_runtime_reconcile_total", {"controller": "train", "result": "success"}
+    )
+    time.sleep(3)  # three poll intervals: only a train in motion is looked at as time passes
+    idle_passes = (
+        REGISTRY.get_sample_value(
+            "controller_runtime_reconcile_total", {"controller": "train", "result": "success"}
+        )
+        or 0
+    ) - (passes or 0)
     op.stop()
     assert writes == []
+    assert idle_passes == 0, "nothing in motion: time alone wakes nothing"
 
 
 def test_a_conflict_is_reported_not_raised(op: Operator) -> None:

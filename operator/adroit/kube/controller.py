@@ -133,6 +133,9 @@ class Controller:
         self.backoff: dict[str, float] = {}
         self.last_flavor_change = 0.0
         self.trains_not_before = 0.0  # monotonic time of the next pass over the trains
+        # A train not finished: time alone moves it (windows, timeouts, verifyFor), so the
+        # trains are looked at every pollInterval. Otherwise only a change does.
+        self.in_motion = True
         # Changes that may form a train or end one, and how many of them formation has seen.
         self.changes_seen = 1
         self.changes_formed = 0
@@ -378,7 +381,8 @@ class Controller:
             try:
                 await asyncio.wait_for(self.wakeup.wait(), timeout=self._next_wait(poll))
             except TimeoutError:
-                self.dirty.add(TRAINS)  # time passes: windows open, timeouts run out
+                if self.in_motion:
+                    self.dirty.add(TRAINS)  # time passes: windows open, timeouts run out
             self.wakeup.clear()
             now = time.monotonic()
             due = {k for k in self.dirty if self.retry_at.get(k, 0.0) <= now}
@@ -444,13 +448,13 @@ class Controller:
             (view.status.to_wire(), status.to_wire()) if status != view.status else None,
         )
 
-    def _next_wait(self, poll: float) -> float:
+    def _next_wait(self, poll: float) -> float | None:
         now = time.monotonic()
-        waits = [poll]
+        waits = [poll] if self.in_motion else []
         waits += [t - now for k, t in self.retry_at.items() if k in self.dirty]
         if TRAINS in self.dirty:
             waits.append(self.trains_not_before - now)
-        return max(0.01, min(waits))
+        return max(0.01, min(waits)) if waits else None  # None: until a change
 
     async def _guarded(self, key: str, work: Callable[[], Awaitable[None]]) -> None:
         """Run one key; a passing failure retries it with its own backoff, and no failure
@@ -605,6 +609,7 @@ class Controller:
         FLAVORS.labels("unreadable").set(len(world.unreadable))
 
     async def _trains(self, world: World) -> None:
+        self.in_motion = any(t.status.phase not in FINISHED for t in world.trains)
         self.verifier.observe(world)
         self._export(world)
         steps = await asyncio.to_thread(self._step_trains, world)
