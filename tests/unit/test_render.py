@@ -71,8 +71,18 @@ def test_every_object_is_labelled_and_production_has_a_budget() -> None:
     prod = render_stage(release(), Stage.PRODUCTION, "prod")
     staging = render_stage(release(), Stage.STAGING, "staging")
     assert [m["kind"] for m in prod.routing] == ["Service", "Service", "PodDisruptionBudget"]
-    # Staging has only the stable Service: no route weighs a revision's own Service there.
-    assert [(m["kind"], m["metadata"]["name"]) for m in staging.routing] == [("Service", "ads")]
+    revision = prod.workloads[0]["metadata"]["name"]
+    services = {m["metadata"]["name"]: m["spec"] for m in staging.routing}
+    assert [m["kind"] for m in staging.routing] == ["Service", "Service"]
+    # A Service per Deployment, and the stable one. In staging no route weighs the
+    # revision's: it is headless, and only the stable Service takes a ClusterIP.
+    assert services[revision] == {
+        "selector": {DEPLOYMENT_LABEL: revision},
+        "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+        "clusterIP": "None",
+    }
+    assert "clusterIP" not in services["ads"]
+    assert all("clusterIP" not in m["spec"] for m in prod.routing if m["kind"] == "Service")
     for manifest in prod.workloads + prod.routing:
         labels = manifest["metadata"]["labels"]
         assert labels["app.kubernetes.io/managed-by"] == "adroit"

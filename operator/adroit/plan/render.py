@@ -225,8 +225,20 @@ def render_deployment(
 
 
 def render_service(
-    name: str, flavor: str, stage: Stage, role: Role, namespace: str, target: str
+    name: str,
+    flavor: str,
+    stage: Stage,
+    role: Role,
+    namespace: str,
+    target: str,
+    headless: bool = False,
 ) -> Manifest:
+    spec: Manifest = {
+        "selector": {DEPLOYMENT_LABEL: target},
+        "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+    }
+    if headless:
+        spec["clusterIP"] = "None"
     return _stamped(
         {
             "apiVersion": "v1",
@@ -236,10 +248,7 @@ def render_service(
                 "namespace": namespace,
                 "labels": object_labels(flavor, stage, role),
             },
-            "spec": {
-                "selector": {DEPLOYMENT_LABEL: target},
-                "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
-            },
+            "spec": spec,
         }
     )
 
@@ -274,12 +283,22 @@ def render_stage(
     name = deployment["metadata"]["name"]
     workloads = [deployment]
     routing = []
-    if stage is Stage.PRODUCTION:
-        # The revision's own Service, which the route weighs against the shadow's. Staging
-        # has no route: verification asks the stable Service, which has switched to the
-        # new revision before the train verifies. (The API server allocates ClusterIPs one
-        # at a time: a Service fewer per flavor is most of what a large rollout waits for.)
-        routing.append(render_service(name, release.flavor, stage, Role.PRIMARY, namespace, name))
+    # The revision's own Service. In production the route weighs it against the shadow's.
+    # Staging has no route, and verification asks the stable Service, which has switched
+    # to the new revision before the train verifies: there it is headless, a name for the
+    # revision's pods with no ClusterIP. (The API server allocates ClusterIPs one at a
+    # time: one fewer per flavor is much of what a large rollout waits for.)
+    routing.append(
+        render_service(
+            name,
+            release.flavor,
+            stage,
+            Role.PRIMARY,
+            namespace,
+            name,
+            headless=stage is Stage.STAGING,
+        )
+    )
     shadow_name = None
     shadow = shadow_view(release) if stage is Stage.PRODUCTION else None
     if shadow is not None:
