@@ -9,6 +9,9 @@ the benchmark's own. In one run, in this order:
 0. Extra kwok nodes (the shape of hack/cluster/nodes.yaml) for about 3N pods.
 1. Reference: N plain Deployments (one replica, the flavors' pod shape) written
    at once in a scratch namespace, timed until all are Available, then deleted.
+   Then the floor of any two-stage rollout: what Adroit writes for N flavors (N
+   Deployments and Services; once they are Available, N more with a budget
+   each), written the same way by a plain client, with no train in between.
 2. The operator starts. N Flavors are written at once (server-side apply, in
    parallel); every train that reaches AwaitingApproval is approved by alice;
    timed until every Flavor is InProduction. verifyFor is reported apart.
@@ -358,7 +361,9 @@ class Run:
     proxy: subprocess.Popen[bytes] | None = None
     verify_for: float = 0.0
     proxy_url: str = ""
+    metrics_url: str = ""  # the operator's own /metrics
     baseline_s: float | None = None
+    floor_s: float | None = None
     rollout_s: float | None = None
 
     def __post_init__(self) -> None:
@@ -474,6 +479,8 @@ def start_operator(run: Run, admin: Kube) -> None:
     install_webhook_configuration(run.workdir / "settings.yaml")
     env = dict(os.environ, KUBECONFIG=str(run.secrets / "operator.kubeconfig"))
     env.pop("ADROIT_SETTINGS", None)
+    metrics = free_port()
+    run.metrics_url = f"http://127.0.0.1:{metrics}/metrics"
     run.operator = subprocess.Popen(
         [
             sys.executable,
@@ -482,7 +489,7 @@ def start_operator(run: Run, admin: Kube) -> None:
             "run",
             "--settings",
             str(run.workdir / "settings.yaml"),
-            "--metrics-bind-address=0",
+            f"--metrics-bind-address=127.0.0.1:{metrics}",
             "--health-probe-bind-address=0",
         ],
         cwd=REPO,
@@ -515,7 +522,55 @@ async def proxy_writes(run: Run) -> list[list[Any]]:
 # --- 1. the reference: N plain Deployments -------------------------------------------------
 
 
-async def baseline(run: Run, admin: Kube, image: str) -> float | None:
+def plain_service(ns: str, name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "selector": {"app.kubernetes.io/name": name},
+            "ports": [{"name": "http", "port": 80, "targetPort": 8080}],
+        },
+    }
+
+
+def plain_pdb(ns: str, name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
+        },
+    }
+
+
+# What the reference writes for one name: Deployment, Service, PodDisruptionBudget.
+PLAIN = {
+    "Deployment": (deploy_path, plain_deployment),
+    "Service": (
+        lambda ns, name="": f"/api/v1/namespaces/{ns}/services" + (f"/{name}" if name else ""),
+        lambda ns, name, image: plain_service(ns, name),
+    ),
+    "PodDisruptionBudget": (
+        lambda ns, name="": (
+            f"/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets" + (f"/{name}" if name else "")
+        ),
+        lambda ns, name, image: plain_pdb(ns, name),
+    ),
+}
+# The objects of a two-stage rollout of one flavor, stage by stage: what Adroit writes
+# for each (a staging Deployment and Service; then a production Deployment, Service and
+# budget), with no train, approval or verification.
+TWO_STAGES = (("stg", ("Deployment", "Service")), ("prd", tuple(PLAIN)))
+
+
+async def reference(
+    run: Run, admin: Kube, image: str, key: str, stages: tuple[tuple[str, tuple[str, ...]], ...]
+) -> float | None:
+    """Write each stage's objects for N names at once (16 at a time), and wait until that
+    stage's Deployments are all Available before the next stage; the time to the last."""
     available: set[str] = set()
 
     def seen(kind: str, obj: dict[str, Any]) -> None:
@@ -524,31 +579,40 @@ async def baseline(run: Run, admin: Kube, image: str) -> float | None:
 
     ready = asyncio.Event()
     watch = asyncio.create_task(admin.mirror(deploy_path(run.baseline), seen, ready))
-    fig = run.fig("baseline")
+    fig = run.fig(key)
+    made: list[tuple[str, str]] = []
     try:
         await asyncio.wait_for(ready.wait(), 30)
-        names = [f"plain-{i:05d}" for i in range(run.n)]
         writes = await server_writes(admin)
         start = time.monotonic()
-        errors = failures(
-            await gather_limited(
-                admin.apply(deploy_path(run.baseline, n), plain_deployment(run.baseline, n, image))
-                for n in names
+        for prefix, kinds in stages:
+            names = [f"{prefix}-{i:05d}" for i in range(run.n)]
+            made += [(kind, n) for kind in kinds if kind != "Deployment" for n in names]
+            errors = failures(
+                await gather_limited(
+                    admin.apply(
+                        PLAIN[kind][0](run.baseline, n), PLAIN[kind][1](run.baseline, n, image)
+                    )
+                    for n in names
+                    for kind in kinds
+                )
             )
-        )
-        if errors:
-            fig.value = f"FAILED: {len(errors)} writes refused, first: {errors[0]}"
-            return None
-        if not await until(lambda: len(available) >= run.n, run.timeout):
-            fig.value = f"TIMEOUT after {run.timeout:.0f} s ({len(available)}/{run.n} Available)"
-            return None
+            if errors:
+                fig.value = f"FAILED: {len(errors)} writes refused, first: {errors[0]}"
+                return None
+            if not await until(lambda names=names: available.issuperset(names), run.timeout):
+                fig.value = f"TIMEOUT after {run.timeout:.0f} s ({prefix})"
+                return None
         took = time.monotonic() - start
         fig.value = f"{took:.1f} s"
-        run.figures["baseline-writes"] = throughput(writes, await server_writes(admin), took)
-        run.baseline_s = took
+        run.figures[f"{key}-writes"] = throughput(writes, await server_writes(admin), took)
         return took
     finally:
         watch.cancel()
+        await gather_limited(
+            admin.call("DELETE", PLAIN[kind][0](run.baseline, n), ok=(404,), seconds=60)
+            for kind, n in made
+        )
         await admin.call(
             "DELETE",
             deploy_path(run.baseline),
@@ -556,7 +620,7 @@ async def baseline(run: Run, admin: Kube, image: str) -> float | None:
             ok=(404,),
             seconds=120,
         )
-        # Let the garbage collector take the pods away before the operator's turn.
+        # Let the garbage collector take the pods away before the next part.
         deadline = time.monotonic() + 60 + run.n * 0.1
         while time.monotonic() < deadline:
             pods = await admin.call(
@@ -566,7 +630,7 @@ async def baseline(run: Run, admin: Kube, image: str) -> float | None:
                 break
             await asyncio.sleep(1)
         else:
-            fig.note = "its pods were still going away when the operator started"
+            fig.note = "its pods were still going away when the next part started"
 
 
 # --- 2. the operator: N flavors to production, the webhook meanwhile ------------------------
@@ -693,6 +757,7 @@ async def rollout(run: Run, admin: Kube, alice: Kube, world: World) -> None:
     stop = asyncio.Event()
     approving = asyncio.create_task(approver(run, alice, world, approved))
     hooks_before = await webhook_buckets(admin, run.ns)
+    answered_before = await operator_buckets(run)
     writes_before = await server_writes(admin)
     start, wall = time.monotonic(), datetime.now(UTC)
     probes = asyncio.create_task(admission_probes(run, admin, alice, world, stop))
@@ -757,6 +822,7 @@ async def rollout(run: Run, admin: Kube, alice: Kube, world: World) -> None:
                 "train-size"
             ).value = f"{len(json.dumps(largest))} bytes, {len(largest['spec']['cars'])} cars"
             run.fig("train-size").note = "as JSON, status included; etcd takes 1.5 MiB"
+            (run.workdir / "largest-train.json").write_text(json.dumps(largest))
     finally:
         stop.set()
         approving.cancel()
@@ -767,13 +833,17 @@ async def rollout(run: Run, admin: Kube, alice: Kube, world: World) -> None:
             f"{k} x{v}" for k, v in sorted(answers.items())
         )
         hooks_after = await webhook_buckets(admin, run.ns)
+        answered_after = await operator_buckets(run)
         for kind in ("flavors", "trains"):
             run.fig(f"hook-server-{kind}").value = bucket_quantiles(
                 hooks_before.get(kind, {}), hooks_after.get(kind, {})
             )
+            run.fig(f"hook-operator-{kind}").value = bucket_quantiles(
+                answered_before.get(kind, {}), answered_after.get(kind, {})
+            )
 
 
-HOOK_METRIC = "apiserver_admission_webhook_admission_duration_seconds_bucket{"
+HOOK_METRIC = "apiserver_admission_webhook_admission_duration_seconds"
 
 
 async def server_metrics(admin: Kube) -> str:
@@ -815,22 +885,34 @@ def throughput(before: dict[str, float], after: dict[str, float], seconds: float
     )
 
 
+def histogram(text: str, metric: str, label: str) -> dict[str, dict[float, float]]:
+    """A Prometheus histogram's buckets in `text`, summed per value of `label`: that value ->
+    upper bound -> observations at most that long."""
+    buckets: dict[str, dict[float, float]] = {}
+    for line in text.splitlines():
+        if not line.startswith(metric + "_bucket{"):
+            continue
+        labels_text, value = line[len(metric) + len("_bucket{") :].rsplit("} ", 1)
+        labels = dict(kv.split("=", 1) for kv in labels_text.split(","))
+        per = buckets.setdefault(labels.get(label, "").strip('"'), {})
+        le = float(labels["le"].strip('"'))
+        per[le] = per.get(le, 0.0) + float(value)
+    return buckets
+
+
 async def webhook_buckets(admin: Kube, ns: str) -> dict[str, dict[float, float]]:
     """The API server's own histogram of its calls to this operator's webhooks (every call,
     the dry runs and the real writes), per webhook: upper bound -> calls at most that long."""
-    text = await server_metrics(admin)
-    buckets: dict[str, dict[float, float]] = {}
-    for line in text.splitlines():
-        if not line.startswith(HOOK_METRIC):
-            continue
-        labels_text, value = line[len(HOOK_METRIC) :].rsplit("} ", 1)
-        labels = dict(kv.split("=", 1) for kv in labels_text.split(","))
-        name = labels.get("name", "").strip('"')
-        if name.endswith(f".{ns}.adroit.dev"):
-            hook = buckets.setdefault(name.split(".")[0], {})
-            le = float(labels["le"].strip('"'))
-            hook[le] = hook.get(le, 0.0) + float(value)
-    return buckets
+    by_name = histogram(await server_metrics(admin), HOOK_METRIC, "name")
+    suffix = f".{ns}.adroit.dev"
+    return {name.split(".")[0]: b for name, b in by_name.items() if name.endswith(suffix)}
+
+
+async def operator_buckets(run: Run) -> dict[str, dict[float, float]]:
+    """The operator's own histogram of its answers, per webhook: from the request's headers
+    read to the answer written (the review's body read and parsed included)."""
+    async with aiohttp.ClientSession() as s, s.get(run.metrics_url) as r:
+        return histogram(await r.text(), "adroit_admission_duration_seconds", "webhook")
 
 
 def bucket_quantiles(before: dict[float, float], after: dict[float, float]) -> str:
@@ -1028,7 +1110,11 @@ async def measure(run: Run) -> None:
     tasks: list[asyncio.Task[Any]] = []
     try:
         print(f"[bench] 1/4 reference: {run.n} plain Deployments", file=sys.stderr)
-        await baseline(run, admin, image)
+        run.baseline_s = await reference(
+            run, admin, image, "baseline", (("plain", ("Deployment",)),)
+        )
+        print("[bench] 1/4 reference: the same objects as two stages, no train", file=sys.stderr)
+        run.floor_s = await reference(run, admin, image, "floor", TWO_STAGES)
 
         print("[bench] 2/4 operator: start, then N flavors to production", file=sys.stderr)
         start_operator(run, admin)
@@ -1093,6 +1179,17 @@ def report(run: Run) -> None:
         print(f"  {'':30s}   {ratio} (adroit, verifyFor excluded / plain Deployments)")
     if f.get("baseline", Figure()).note:
         print(f"  {'':30s}   reference: {f['baseline'].note}")
+    row(
+        "  the same objects, 2 stages",
+        "floor",
+        "N Deployments+Services, then again",
+        "",
+    )
+    if run.rollout_s and run.floor_s:
+        print(
+            f"  {'':30s}   ratio {run.rollout_s / run.floor_s:.2f} (adroit / a plain client "
+            "writing what adroit writes, stage after stage)"
+        )
     row("  writing the N Flavors", "apply")
     row("  operator's API writes", "rollout-writes")
     row("  API writes, every client", "server-writes", f"plain: {val('baseline-writes')}")
@@ -1114,6 +1211,9 @@ def report(run: Run) -> None:
     for kind in ("flavors", "trains"):
         row(f"  webhook, {kind}", f"hook-server-{kind}", "", "p99 <= 100 ms")
     print(f"  {'':30s}   (the API server's histogram of its webhook calls: upper bucket bounds)")
+    for kind in ("flavors", "trains"):
+        row(f"  operator's answer, {kind}", f"hook-operator-{kind}", "", "")
+    print(f"  {'':30s}   (the operator's own histogram, adroit_admission_duration_seconds)")
     row(f"4 idle {run.idle:.0f} s: API writes", "idle-writes", "", "0")
     row("  operator CPU (of one core)", "idle-cpu", "", "<= 1 %")
     row("  operator RSS", "idle-rss", "", "<= 250 MB")
