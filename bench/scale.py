@@ -911,8 +911,17 @@ async def webhook_buckets(admin: Kube, ns: str) -> dict[str, dict[float, float]]
 async def operator_buckets(run: Run) -> dict[str, dict[float, float]]:
     """The operator's own histogram of its answers, per webhook: from the request's headers
     read to the answer written (the review's body read and parsed included)."""
-    async with aiohttp.ClientSession() as s, s.get(run.metrics_url) as r:
-        return histogram(await r.text(), "adroit_admission_duration_seconds", "webhook")
+    deadline = time.monotonic() + 30  # it serves /metrics once it has started
+    async with aiohttp.ClientSession() as s:
+        while True:
+            try:
+                async with s.get(run.metrics_url) as r:
+                    text = await r.text()
+                return histogram(text, "adroit_admission_duration_seconds", "webhook")
+            except aiohttp.ClientConnectionError:
+                if time.monotonic() > deadline:
+                    return {}
+                await asyncio.sleep(0.2)
 
 
 def bucket_quantiles(before: dict[float, float], after: dict[float, float]) -> str:
