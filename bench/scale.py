@@ -9,9 +9,10 @@ the benchmark's own. In one run, in this order:
 0. Extra kwok nodes (the shape of hack/cluster/nodes.yaml) for about 3N pods.
 1. Reference: N plain Deployments (one replica, the flavors' pod shape) written
    at once in a scratch namespace, timed until all are Available, then deleted.
-   Then the floor of any two-stage rollout: what Adroit writes for N flavors (N
-   Deployments and Services; once they are Available, N more with a budget
-   each), written the same way by a plain client, with no train in between.
+   Then the floor of a two-stage rollout: what Adroit writes for N flavors (in
+   staging a Deployment and two Services each; once they are Available, in
+   production a Deployment, two Services, a budget and a route each), written
+   the same way by a plain client, with no train in between.
 2. The operator starts. N Flavors are written at once (server-side apply, in
    parallel); every train that reaches AwaitingApproval is approved by alice;
    timed until every Flavor is InProduction. verifyFor is reported apart.
@@ -522,15 +523,18 @@ async def proxy_writes(run: Run) -> list[list[Any]]:
 # --- 1. the reference: N plain Deployments -------------------------------------------------
 
 
-def plain_service(ns: str, name: str) -> dict[str, Any]:
+def plain_service(ns: str, name: str, target: str, headless: bool = False) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "selector": {"app.kubernetes.io/name": target},
+        "ports": [{"name": "http", "port": 80, "targetPort": 8080}],
+    }
+    if headless:
+        spec["clusterIP"] = "None"
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": name, "namespace": ns},
-        "spec": {
-            "selector": {"app.kubernetes.io/name": name},
-            "ports": [{"name": "http", "port": 80, "targetPort": 8080}],
-        },
+        "spec": spec,
     }
 
 
@@ -546,29 +550,59 @@ def plain_pdb(ns: str, name: str) -> dict[str, Any]:
     }
 
 
-# What the reference writes for one name: Deployment, Service, PodDisruptionBudget.
-PLAIN = {
-    "Deployment": (deploy_path, plain_deployment),
-    "Service": (
-        lambda ns, name="": f"/api/v1/namespaces/{ns}/services" + (f"/{name}" if name else ""),
-        lambda ns, name, image: plain_service(ns, name),
-    ),
-    "PodDisruptionBudget": (
-        lambda ns, name="": (
-            f"/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets" + (f"/{name}" if name else "")
-        ),
-        lambda ns, name, image: plain_pdb(ns, name),
-    ),
-}
-# The objects of a two-stage rollout of one flavor, stage by stage: what Adroit writes
-# for each (a staging Deployment and Service; then a production Deployment, Service and
-# budget), with no train, approval or verification.
-TWO_STAGES = (("stg", ("Deployment", "Service")), ("prd", tuple(PLAIN)))
+def plain_route(ns: str, name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "parentRefs": [{"group": "", "kind": "Service", "name": f"{name}-stable", "port": 80}],
+            "rules": [{"backendRefs": [{"name": name, "port": 80, "weight": 100}]}],
+        },
+    }
 
 
-async def reference(
-    run: Run, admin: Kube, image: str, key: str, stages: tuple[tuple[str, tuple[str, ...]], ...]
-) -> float | None:
+def object_path(obj: dict[str, Any]) -> str:
+    meta = obj["metadata"]
+    ns, name = meta["namespace"], meta["name"]
+    return {
+        "Deployment": deploy_path(ns, name),
+        "Service": f"/api/v1/namespaces/{ns}/services/{name}",
+        "PodDisruptionBudget": f"/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets/{name}",
+        "HTTPRoute": f"/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/httproutes/{name}",
+    }[obj["kind"]]
+
+
+# Stages of a reference: a prefix for the names, and what is written for each name.
+Stages = tuple[tuple[str, Callable[[str, str, str], list[dict[str, Any]]]], ...]
+PLAIN: Stages = (("plain", lambda ns, n, image: [plain_deployment(ns, n, image)]),)
+# What Adroit writes for a flavor with no shadow, stage by stage, with no train, approval
+# or verification in between: in staging a Deployment, its headless Service and the
+# stable Service; in production a Deployment, its Service, the stable Service, a budget
+# and the route.
+LIKE_ADROIT: Stages = (
+    (
+        "stg",
+        lambda ns, n, image: [
+            plain_deployment(ns, n, image),
+            plain_service(ns, n, n, headless=True),
+            plain_service(ns, f"{n}-stable", n),
+        ],
+    ),
+    (
+        "prd",
+        lambda ns, n, image: [
+            plain_deployment(ns, n, image),
+            plain_service(ns, n, n),
+            plain_service(ns, f"{n}-stable", n),
+            plain_pdb(ns, n),
+            plain_route(ns, n),
+        ],
+    ),
+)
+
+
+async def reference(run: Run, admin: Kube, image: str, key: str, stages: Stages) -> float | None:
     """Write each stage's objects for N names at once (16 at a time), and wait until that
     stage's Deployments are all Available before the next stage; the time to the last."""
     available: set[str] = set()
@@ -580,22 +614,17 @@ async def reference(
     ready = asyncio.Event()
     watch = asyncio.create_task(admin.mirror(deploy_path(run.baseline), seen, ready))
     fig = run.fig(key)
-    made: list[tuple[str, str]] = []
+    made: list[str] = []
     try:
         await asyncio.wait_for(ready.wait(), 30)
         writes = await server_writes(admin)
         start = time.monotonic()
-        for prefix, kinds in stages:
+        for prefix, objects in stages:
             names = [f"{prefix}-{i:05d}" for i in range(run.n)]
-            made += [(kind, n) for kind in kinds if kind != "Deployment" for n in names]
+            manifests = [m for n in names for m in objects(run.baseline, n, image)]
+            made += [object_path(m) for m in manifests if m["kind"] != "Deployment"]
             errors = failures(
-                await gather_limited(
-                    admin.apply(
-                        PLAIN[kind][0](run.baseline, n), PLAIN[kind][1](run.baseline, n, image)
-                    )
-                    for n in names
-                    for kind in kinds
-                )
+                await gather_limited(admin.apply(object_path(m), m) for m in manifests)
             )
             if errors:
                 fig.value = f"FAILED: {len(errors)} writes refused, first: {errors[0]}"
@@ -609,10 +638,7 @@ async def reference(
         return took
     finally:
         watch.cancel()
-        await gather_limited(
-            admin.call("DELETE", PLAIN[kind][0](run.baseline, n), ok=(404,), seconds=60)
-            for kind, n in made
-        )
+        await gather_limited(admin.call("DELETE", path, ok=(404,), seconds=60) for path in made)
         await admin.call(
             "DELETE",
             deploy_path(run.baseline),
@@ -1119,11 +1145,9 @@ async def measure(run: Run) -> None:
     tasks: list[asyncio.Task[Any]] = []
     try:
         print(f"[bench] 1/4 reference: {run.n} plain Deployments", file=sys.stderr)
-        run.baseline_s = await reference(
-            run, admin, image, "baseline", (("plain", ("Deployment",)),)
-        )
+        run.baseline_s = await reference(run, admin, image, "baseline", PLAIN)
         print("[bench] 1/4 reference: the same objects as two stages, no train", file=sys.stderr)
-        run.floor_s = await reference(run, admin, image, "floor", TWO_STAGES)
+        run.floor_s = await reference(run, admin, image, "floor", LIKE_ADROIT)
 
         print("[bench] 2/4 operator: start, then N flavors to production", file=sys.stderr)
         start_operator(run, admin)
@@ -1191,7 +1215,7 @@ def report(run: Run) -> None:
     row(
         "  the same objects, 2 stages",
         "floor",
-        "N Deployments+Services, then again",
+        "a plain client, no train",
         "",
     )
     if run.rollout_s and run.floor_s:
