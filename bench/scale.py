@@ -35,7 +35,7 @@ Every wait is bounded: a figure that does not finish says TIMEOUT or FAILED
 and the run goes on. Everything made here is removed at the end, on Ctrl-C too.
 Environment: IDLE (seconds, default 60), PROBES (default 50), TIMEOUT (seconds
 for each of the two rollouts, default max(300, N * 0.75)), KEEP_LOG=0 to drop
-the operator's log.
+the operator's log, REFERENCES=0 to skip step 1 (for a quicker look at the operator).
 """
 
 import argparse
@@ -354,6 +354,7 @@ class Run:
     probes: int
     idle: float
     timeout: float
+    references: bool = True
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:5])
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="adroit-scale-")))
     figures: dict[str, Figure] = field(default_factory=dict)
@@ -1144,10 +1145,15 @@ async def measure(run: Run) -> None:
     world = World()
     tasks: list[asyncio.Task[Any]] = []
     try:
-        print(f"[bench] 1/4 reference: {run.n} plain Deployments", file=sys.stderr)
-        run.baseline_s = await reference(run, admin, image, "baseline", PLAIN)
-        print("[bench] 1/4 reference: the same objects as two stages, no train", file=sys.stderr)
-        run.floor_s = await reference(run, admin, image, "floor", LIKE_ADROIT)
+        if run.references:
+            print(f"[bench] 1/4 reference: {run.n} plain Deployments", file=sys.stderr)
+            run.baseline_s = await reference(run, admin, image, "baseline", PLAIN)
+            print(
+                "[bench] 1/4 reference: the same objects as two stages, no train", file=sys.stderr
+            )
+            run.floor_s = await reference(run, admin, image, "floor", LIKE_ADROIT)
+        else:
+            print("[bench] 1/4 reference: skipped (REFERENCES=0)", file=sys.stderr)
 
         print("[bench] 2/4 operator: start, then N flavors to production", file=sys.stderr)
         start_operator(run, admin)
@@ -1350,6 +1356,7 @@ def main() -> int:
         n=n,
         probes=int(os.environ.get("PROBES", "50")),
         idle=float(os.environ.get("IDLE", "60")),
+        references=os.environ.get("REFERENCES", "1") != "0",
         timeout=float(os.environ.get("TIMEOUT", str(max(300.0, n * 0.75)))),
     )
     # Ctrl-C and SIGTERM both clean up, even when started from a shell that ignores SIGINT.

@@ -67,8 +67,12 @@ MAX_BACKOFF = 10.0  # a key should not wait long after the API server is back
 FORMATION_SETTLE = 0.25  # s without a Flavor change before a train forms: a batch rides together
 # Between two passes over the trains, at least twice as long as the last one took: a
 # one-car train moves at once, a 2,000-car train does not spend the CPU the API server needs.
+# Forming a train does not count: a train departs as soon as it is formed.
 TRAINS_PACE = 2.0
 WRITERS = 16  # writes in flight at once
+# From this many cars on, a formed train's managedFields (an entry per car) are stripped:
+# for a smaller one they are a few KB, not worth a round trip before the train departs.
+FORGET_MANAGED_FIELDS = 50
 
 
 @dataclass(frozen=True)
@@ -84,11 +88,18 @@ class FlavorWork:
 
 
 def _pod_of(item: dict[str, Any]) -> dict[str, Any]:
-    """A pod, reduced to what explains a Deployment that is not available."""
+    """A pod, reduced to what explains a Deployment that is not available: its
+    Deployment, and the conditions that are not met."""
     meta = item["metadata"]
+    owner = (meta.get("labels") or {}).get(DEPLOYMENT_LABEL)
+    unmet = [
+        {k: c[k] for k in ("type", "status", "reason", "message") if k in c}
+        for c in (item.get("status") or {}).get("conditions") or []
+        if c.get("status") != "True"
+    ]
     return {
-        "metadata": {"name": meta["name"], "labels": meta.get("labels") or {}},
-        "status": {"conditions": (item.get("status") or {}).get("conditions") or []},
+        "metadata": {"name": meta["name"], "labels": {DEPLOYMENT_LABEL: owner} if owner else {}},
+        "status": {"conditions": unmet},
     }
 
 
@@ -133,6 +144,7 @@ class Controller:
         self.backoff: dict[str, float] = {}
         self.last_flavor_change = 0.0
         self.trains_not_before = 0.0  # monotonic time of the next pass over the trains
+        self.forming = 0.0  # s the last pass over the trains spent forming one
         # A train not finished: time alone moves it (windows, timeouts, verifyFor), so the
         # trains are looked at every pollInterval. Otherwise only a change does.
         self.in_motion = True
@@ -404,8 +416,9 @@ class Controller:
     async def _batch(self, due: set[str], world: World) -> None:
         if TRAINS in due:
             started = time.monotonic()
+            self.forming = 0.0
             await self._guarded(TRAINS, lambda: self._trains(world))
-            took = time.monotonic() - started
+            took = time.monotonic() - started - self.forming
             self.trains_not_before = max(self.trains_not_before, started + TRAINS_PACE * took)
         keys = sorted(due - {TRAINS})
         if not keys:
@@ -641,9 +654,11 @@ class Controller:
             self.dirty.add(TRAINS)
             return
         seen = self.changes_seen
+        started = time.monotonic()
         formation = await asyncio.to_thread(form_train, world, self.settings)
         if formation is not None:
             await self._form(formation)
+        self.forming = time.monotonic() - started
         pruning = prune(world, self.settings)
         for kind, names_ in (("Train", pruning.trains), ("ControllerRevision", pruning.revisions)):
             for name in names_:
@@ -673,11 +688,12 @@ class Controller:
         if done is not None:
             self.remember(self.trains, done)
             meta = done["metadata"]
-            done = await act.forget_managed_fields(
-                self.api, "Train", meta["namespace"], meta["name"]
-            )
-            if done is not None:
-                self.remember(self.trains, done)
+            if len(train["spec"]["cars"]) >= FORGET_MANAGED_FIELDS:
+                done = await act.forget_managed_fields(
+                    self.api, "Train", meta["namespace"], meta["name"]
+                )
+                if done is not None:
+                    self.remember(self.trains, done)
             log.info(
                 "formed train %s with %d car(s)",
                 train["metadata"]["name"],

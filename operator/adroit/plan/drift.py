@@ -6,6 +6,7 @@ there with an equal value. Quantities compare by value (the API server may
 write 1024Mi back as 1Gi), numbers by value (10 and 10.0).
 """
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +26,27 @@ def trimmed(obj: Mapping[str, Any]) -> dict[str, Any]:
         if key in obj:
             body[key] = obj[key]
     return body
+
+
+class Body:
+    """What drift compares of a live object (`trimmed`), kept as compact JSON text.
+
+    The operator keeps one per object it manages: with 2,000 flavors that is 14,000
+    of them. As text a Deployment's takes about 3 KB; as dicts and lists, 10 KB. It is
+    read back only when a flavor is planned, in some tens of microseconds.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, obj: Mapping[str, Any]) -> None:
+        self.text = json.dumps(trimmed(obj), separators=(",", ":"))
+
+    def read(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.text)
+        return parsed
+
+    def __repr__(self) -> str:
+        return f"Body({self.text[:60]}...)"
 
 
 def contains(live: Any, desired: Any) -> bool:
@@ -58,6 +80,6 @@ def _same_value(live: Any, desired: Any) -> bool:
     return False
 
 
-def drifted(live: Mapping[str, Any] | None, manifest: Mapping[str, Any]) -> bool:
+def drifted(live: Body | None, manifest: Mapping[str, Any]) -> bool:
     """Whether the live body no longer contains the manifest (None: not known, no drift)."""
-    return live is not None and not contains(live, trimmed(manifest))
+    return live is not None and not contains(live.read(), trimmed(manifest))

@@ -44,7 +44,7 @@ def traffic_status(world: StageWorld, flavor: str) -> dict[str, object] | None:
         return None
     shadow = next((w for w in workloads if w.role == "shadow"), None)
     split = applied_split(
-        {"kind": route.kind, **route.body}, routed.name, shadow.name if shadow else None
+        {"kind": route.kind, **route.body.read()}, routed.name, shadow.name if shadow else None
     )
     if split is None:
         return None

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from adroit.api import names
-from adroit.plan.drift import trimmed
+from adroit.plan.drift import Body
 from adroit.plan.render import APPLIED, DEPLOYMENT_LABEL, release_of
 from adroit.plan.world import Managed, Workload
 
@@ -61,7 +61,7 @@ def workload_of(item: Json, pods: Sequence[Json] = ()) -> Workload:
         problem=problem,
         stuck=stuck,
         available_replicas=available_replicas,
-        body=trimmed(item),
+        body=Body(item),
     )
 
 
@@ -77,5 +77,5 @@ def managed_of(kind: str, item: Json) -> Managed:
         (meta.get("labels") or {}).get(names.FLAVOR_LABEL, ""),
         (meta.get("annotations") or {}).get(APPLIED, ""),
         target,
-        body=trimmed(item),
+        body=Body(item),
     )

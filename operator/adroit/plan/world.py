@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
-from typing import Any
 
 from adroit.api.flavor import FlavorSpec, FlavorStatus
 from adroit.api.train import (
@@ -23,12 +22,9 @@ from adroit.api.train import (
     TrainSpec,
     TrainStatus,
 )
+from adroit.plan.drift import Body
 from adroit.plan.render import Release
 from adroit.plan.stages import Role, Stage
-
-# The live object as the kube layer read it, trimmed to what the operator sets:
-# {"metadata": {"labels": ..., "annotations": ...}, "spec": ...}.
-Body = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -138,7 +134,7 @@ class StageWorld:
         # Written before Deployments carried the shadow's image: read what the shadow runs.
         for w in self.of(flavor)[0]:
             if w.role == Role.SHADOW and w.body is not None:
-                containers = w.body.get("spec", {}).get("template", {}).get("spec", {})
+                containers = w.body.read().get("spec", {}).get("template", {}).get("spec", {})
                 image = (containers.get("containers") or [{}])[0].get("image")
                 if image:
                     return replace(release, shadow_image=image)
