@@ -33,7 +33,7 @@ class Body:
 
     The operator keeps one per object it manages: with 2,000 flavors that is 14,000
     of them. As text a Deployment's takes about 3 KB; as dicts and lists, 10 KB. It is
-    read back only when a flavor is planned, in some tens of microseconds.
+    read back only when a flavor is planned: about 10 µs for a Deployment's.
     """
 
     __slots__ = ("text",)
