@@ -82,7 +82,7 @@ async def configure(
         logger.warning(
             "namespace %r does not exist yet: create it before a train needs it", missing
         )
-    # One client for the webhook's SubjectAccessReviews, for the operator's lifetime.
+    # One client for the start's questions (the webhook's thread has its own).
     memo.api = await connect()
     # The key signs the trains the operator forms, with or without the webhook.
     memo.secrets = await operator_secrets(

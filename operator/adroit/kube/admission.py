@@ -44,9 +44,14 @@ def annotation_ops(body: Mapping[str, Any], patch: Mapping[str, Any]) -> list[di
 
 
 def reviewer(handlers: Mapping[str, Handler], memo: kopf.Memo) -> Callable[..., Awaitable[Any]]:
-    """The function kopf's WebhookServer calls with each AdmissionReview."""
+    """The function the WebhookServer calls with each AdmissionReview.
 
-    async def review(data: dict[str, Any], *, webhook: str | None = None, **_: Any) -> Any:
+    Handlers get `api`, the serving loop's API client (the memo's when none is given).
+    """
+
+    async def review(
+        data: dict[str, Any], *, webhook: str | None = None, api: Any = None, **_: Any
+    ) -> Any:
         request = data.get("request") or {}
         response: dict[str, Any] = {"uid": request.get("uid", ""), "allowed": True}
         answer = {
@@ -68,6 +73,7 @@ def reviewer(handlers: Mapping[str, Handler], memo: kopf.Memo) -> Callable[..., 
                 operation=request.get("operation", ""),
                 patch=patch,
                 memo=memo,
+                api=api if api is not None else getattr(memo, "api", None),
                 dryrun=bool(request.get("dryRun")),
             )
         except kopf.AdmissionError as error:

@@ -1,4 +1,4 @@
-"""Serve the admission webhook (kopf's server) and fill in its configuration's CA bundle.
+"""Serve the admission webhook (from its own thread) and fill in its configuration's CA bundle.
 
 The configuration itself is installed with the operator (deploy/webhooks.yaml,
 or rendered for local settings by `make run` and the tests): the operator may
@@ -7,8 +7,11 @@ read and patch only its own, and changes nothing in it but `caBundle`.
 
 import asyncio
 import base64
+import concurrent.futures
+import contextlib
 import logging
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -140,36 +143,20 @@ class WebhookServer(kopf.WebhookServer):
         self.listening = False  # for /readyz
 
     async def __call__(self, fn: Any) -> AsyncIterator[Any]:
-        """kopf's serving loop, with room for big reviews: an AdmissionReview carries the
-        object twice (old and new), and a Train of 2,000 cars is more than aiohttp's 1 MiB
-        default, which would refuse it (413) and with it every approval of that train."""
+        """Serve from a thread with its own event loop until cancelled.
+
+        The operator's loop steps trains and writes thousands of objects in a rollout; a
+        review that waited for it would be slow at the API server, where the failure
+        policy is Fail. The thread answers as soon as it gets the interpreter (every few
+        milliseconds at most), and asks the API server its approval questions with its
+        own client.
+        """
         from adroit.kube.cluster import connect
 
-        review = self.review or fn
-        cadata, context = self._build_ssl()
-
-        async def serve(request: aiohttp.web.Request) -> aiohttp.web.Response:
-            started = time.perf_counter()
-            try:
-                return await self._serve(review, request)
-            finally:
-                webhook = request.match_info.get("id", "")
-                ADMISSION_TIME.labels(webhook).observe(time.perf_counter() - started)
-
-        app = aiohttp.web.Application(client_max_size=MAX_REVIEW_BYTES)
-        app.add_routes([aiohttp.web.post("/{id:.*}", serve)])
-        runner = aiohttp.web.AppRunner(app, handle_signals=False)
-        await runner.setup()
+        thread = WebhookThread(self, self.review or fn)
+        thread.start()
         try:
-            site = aiohttp.web.TCPSite(
-                runner,
-                self.addr or None,
-                self.port,
-                ssl_context=context,
-                reuse_address=True,
-                reuse_port=True,  # replicas on one host share the port, the kernel balances
-            )
-            await site.start()
+            await asyncio.wrap_future(thread.ready)
             self.listening = True
             # Only once it listens, so that a caBundle in place means requests are answered.
             api = await connect()
@@ -181,7 +168,101 @@ class WebhookServer(kopf.WebhookServer):
                 "admission webhook listening on %s:%s", self.admission.listen, self.admission.port
             )
             url = self._build_url("https", self.host or self.addr or "", self.port or 0, "")
-            yield {"url": url, "caBundle": base64.b64encode(cadata or b"").decode()}
+            yield {"url": url, "caBundle": base64.b64encode(self.ca).decode()}
             await asyncio.Event().wait()  # serve until cancelled
         finally:
+            self.listening = False
+            thread.stop()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.wrap_future(thread.ended), STOP_WITHIN)
+
+
+STOP_WITHIN = 10.0  # seconds for the webhook's thread to close its connections at exit
+
+
+class WebhookThread(threading.Thread):
+    """The webhook's HTTPS server, on its own event loop in this thread.
+
+    `ready` resolves once it listens (or fails with why it cannot); `stop()` ends it, and
+    `ended` resolves when it has.
+    The handlers get this loop's API client as `api`.
+    """
+
+    def __init__(self, server: WebhookServer, review: Callable[..., Awaitable[Any]]) -> None:
+        super().__init__(name="adroit-webhook", daemon=True)
+        self.server, self.review = server, review
+        self.context = server._build_ssl()[1]  # kopf's, from the certificate files
+        self.ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self.ended: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._stopping = False
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as error:  # handed to the operator's loop
+            if not self.ready.done():
+                with contextlib.suppress(concurrent.futures.InvalidStateError):
+                    self.ready.set_exception(error)
+            elif not self._stopping:
+                log.exception("the admission webhook's thread ended")
+        finally:
+            self.ended.set_result(None)
+
+    def stop(self) -> None:
+        self._stopping = True  # before it listens: it stops as soon as it does
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # closed meanwhile: nothing to stop
+                loop.call_soon_threadsafe(stop.set)
+
+    async def _serve(self) -> None:
+        from adroit.kube.cluster import connect
+
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        server, review = self.server, self.review
+        api = await connect()
+
+        async def answer(
+            request: Any,
+            *,
+            webhook: str | None = None,
+            headers: dict[str, str] | None = None,
+            sslpeer: dict[str, Any] | None = None,
+        ) -> Any:
+            return await review(request, api=api, webhook=webhook, headers=headers, sslpeer=sslpeer)
+
+        async def serve(request: aiohttp.web.Request) -> aiohttp.web.Response:
+            started = time.perf_counter()
+            try:
+                return await server._serve(answer, request)
+            finally:
+                webhook = request.match_info.get("id", "")
+                ADMISSION_TIME.labels(webhook).observe(time.perf_counter() - started)
+
+        # Room for big reviews: an AdmissionReview carries the object twice (old and new),
+        # and a Train of 2,000 cars is more than aiohttp's 1 MiB default, which would
+        # refuse it (413) and with it every approval of that train.
+        app = aiohttp.web.Application(client_max_size=MAX_REVIEW_BYTES)
+        app.add_routes([aiohttp.web.post("/{id:.*}", serve)])
+        runner = aiohttp.web.AppRunner(app, handle_signals=False)
+        try:
+            await runner.setup()
+            site = aiohttp.web.TCPSite(
+                runner,
+                server.addr or None,
+                server.port,
+                ssl_context=self.context,
+                reuse_address=True,
+                reuse_port=True,  # replicas on one host share the port, the kernel balances
+            )
+            await site.start()
+            # Not if the operator stopped waiting for it (it is stopping).
+            with contextlib.suppress(concurrent.futures.InvalidStateError):
+                self.ready.set_result(None)
+            if not self._stopping:
+                await self._stop.wait()
+        finally:
             await runner.cleanup()
+            await api.close()
