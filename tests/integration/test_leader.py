@@ -1,6 +1,7 @@
 """Two replicas, one leader: only the Lease's holder reconciles, every replica serves the
 webhook, and when the leader dies the other takes over and the train carries on."""
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -8,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from adroit.api.settings import LeaderElection
+from adroit.kube.cluster import connect
+from adroit.kube.leader import Elector
 from tests.integration.operator import Operator, own_operator
-from tests.kube import FULL_RIDE, apply, eventually, kubectl
+from tests.kube import FULL_RIDE, NAMESPACE, apply, eventually, kubectl, unique
 
 LEASE = "adroit-leader"
 
@@ -84,3 +88,43 @@ def test_a_replica_that_stops_hands_the_lease_over_at_once(op: Operator) -> None
     eventually(lambda: holder(op), what="the in-process operator to lead")
     op.stop()
     assert holder(op) == "", "released on the way out: the next leader need not wait 15 s"
+
+
+def test_a_replica_that_stops_leading_stops_its_work_first() -> None:
+    """Cancelled while it leads (the operator stops, or its settings change and the
+    controller restarts), the elector stops the controller before it hands the Lease
+    over: no controller of the old one goes on reconciling without it."""
+    lease = unique("lease")
+    config = LeaderElection.model_validate({"leaseName": lease})
+    ended: list[str] = []
+
+    async def scenario() -> list[str]:
+        api = await connect()
+        elector = Elector(api, NAMESPACE, config)
+        started = asyncio.Event()
+
+        async def work() -> None:
+            started.set()
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                ended.append("cancelled")
+                raise
+
+        leading = asyncio.create_task(elector.run(work))
+        try:
+            await asyncio.wait_for(started.wait(), timeout=30)
+        finally:
+            leading.cancel()
+            await asyncio.gather(leading, return_exceptions=True)
+            await api.close()
+        return list(ended)  # before the end of asyncio.run cancels whatever is left
+
+    try:
+        assert asyncio.run(scenario()) == ["cancelled"], (
+            "the work went on after the elector was stopped"
+        )
+        holder = kubectl("get", "lease", lease, "-n", NAMESPACE, "-o", "json").stdout
+        assert json.loads(holder)["spec"]["holderIdentity"] == "", "the Lease was handed over"
+    finally:
+        kubectl("delete", "lease", lease, "-n", NAMESPACE, "--ignore-not-found", check=False)

@@ -125,6 +125,7 @@ class Elector:
         and stand again; cancel to stop (the Lease is then released)."""
         retry = self.config.retry_period.total_seconds()
         deadline = self.config.renew_deadline.total_seconds()
+        task: asyncio.Task[None] | None = None
         try:
             while True:
                 await self._acquire(retry)
@@ -150,6 +151,11 @@ class Elector:
                 if task.done() and not task.cancelled() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
         finally:
+            # Cancelled while leading: the work stops before the Lease is handed over, so
+            # that no controller of this process goes on without it.
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
             if self.leading:
                 self.leading = False
                 LEADER.labels(self.config.lease_name).set(0)
