@@ -18,7 +18,7 @@ from adroit.kube.cluster import connect
 from adroit.kube.controller import Controller
 from adroit.kube.leader import Elector
 
-BLOCKED = 0.05  # s: the admission webhook shares this event loop; longer is a bug to find
+BLOCKED = 0.05  # s: every watch and write of the reconciler waits meanwhile; longer is a bug
 FREEZE_EVERY = 10.0  # s between two collections of what is new on the heap (then frozen)
 log = logging.getLogger("adroit.reconciler")
 
@@ -31,9 +31,9 @@ async def run(
 ) -> None:
     """Reconcile until cancelled. `key` signs the trains the operator forms and verifies signed
     records; `stamps` is False when the webhook is off (then annotations alone count)."""
-    # Trains are stepped in a worker thread. With Python's default 5 ms switch interval,
-    # the event loop waits that long for the GIL after each of its I/O calls while the worker
-    # computes, and admission requests queue behind it; 1 ms keeps them quick.
+    # Trains are stepped in a worker thread, and the admission webhook has a thread of its
+    # own. With Python's default 5 ms switch interval, a thread waits that long for the GIL
+    # after each of its I/O calls while another computes; 1 ms keeps them quick.
     sys.setswitchinterval(0.001)
     api = await connect()
     watchdog = asyncio.create_task(watch_the_loop(), name="adroit-loop-watchdog")
@@ -76,7 +76,7 @@ async def freeze_the_heap(every: float = FREEZE_EVERY) -> None:
 
 
 async def watch_the_loop(every: float = 0.1) -> None:
-    """Say when something held the event loop (and so every admission request) too long."""
+    """Say when something held the reconciler's event loop too long."""
     loop = asyncio.get_running_loop()
     while True:
         before = loop.time()
