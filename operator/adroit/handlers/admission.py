@@ -139,7 +139,8 @@ async def check_and_sign(
 ) -> None:
     """Refuse what only the operator may set; check each approval, and sign what it allows.
 
-    `api` is the client of the loop that serves the webhook (its access questions).
+    `api` is the client of the loop that serves the webhook, for its access questions (the
+    memo's when none is given).
     """
     settings: Settings = memo.settings
     user = userinfo.get("username", "")

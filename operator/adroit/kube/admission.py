@@ -46,7 +46,7 @@ def annotation_ops(body: Mapping[str, Any], patch: Mapping[str, Any]) -> list[di
 def reviewer(handlers: Mapping[str, Handler], memo: kopf.Memo) -> Callable[..., Awaitable[Any]]:
     """The function the WebhookServer calls with each AdmissionReview.
 
-    Handlers get `api`, the serving loop's API client (the memo's when none is given).
+    Handlers get `api`, the API client of the loop that serves the webhook (None: none given).
     """
 
     async def review(
@@ -73,7 +73,7 @@ def reviewer(handlers: Mapping[str, Handler], memo: kopf.Memo) -> Callable[..., 
                 operation=request.get("operation", ""),
                 patch=patch,
                 memo=memo,
-                api=api if api is not None else getattr(memo, "api", None),
+                api=api,
                 dryrun=bool(request.get("dryRun")),
             )
         except kopf.AdmissionError as error:
