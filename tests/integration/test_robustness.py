@@ -1,6 +1,7 @@
 """The operator can die at any moment, resyncs without writing, and rides out API trouble."""
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -113,6 +114,49 @@ def test_after_deployed_a_restart_writes_nothing(
     op.stop()
     assert writes == []
     assert idle_passes == 0, "nothing in motion: time alone wakes nothing"
+
+
+def test_a_change_that_a_train_takes_at_once_writes_its_status_once(
+    op: Operator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no train on the tracks, a change is on a train a moment later: its Flavor's
+    status says OnTrain in one write, not AwaitingTrain first (for a platform-wide change,
+    a write per flavor that nobody reads)."""
+    reasons: dict[str, list[str]] = {}
+    original = aiohttp.ClientSession._request
+
+    async def recording(
+        self: aiohttp.ClientSession, method: str, url: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        path = str(url).split("?")[0]
+        if method.upper() == "PATCH" and "/flavors/" in path and path.endswith("/status"):
+            status = json.loads(kwargs["data"])["status"]
+            pending = [c for c in status.get("conditions", []) if c["type"] == "PendingChanges"]
+            name = path.rsplit("/", 2)[-2]
+            reasons.setdefault(name, []).extend(c["reason"] for c in pending)
+        return await original(self, method, url, *args, **kwargs)
+
+    monkeypatch.setattr(aiohttp.ClientSession, "_request", recording)
+    op.start()
+    names = ["first", "second", "third"]
+    flavors = [op.flavor(name, version=f"{name}-v1") for name in names]
+    apply({"apiVersion": "v1", "kind": "List", "items": flavors}, user="bob")  # one change
+    train = op.new_train()
+    assert sorted(c["flavor"] for c in op.get("train", train)["spec"]["cars"]) == names
+
+    def on_train() -> bool:
+        return all(
+            {c["type"]: c["reason"] for c in op.get("flavor", n)["status"]["conditions"]}.get(
+                "PendingChanges"
+            )
+            == "OnTrain"
+            for n in names
+        )
+
+    eventually(on_train, what="every Flavor's status says OnTrain")
+    op.stop()
+    assert {n: reasons.get(n, [""])[0] for n in names} == dict.fromkeys(names, "OnTrain")
+    assert all("AwaitingTrain" not in said for said in reasons.values()), reasons
 
 
 def test_a_conflict_is_reported_not_raised(op: Operator) -> None:

@@ -41,7 +41,7 @@ from adroit.kube.read import flavor_or_unreadable, quota_of, train_view
 from adroit.kube.verifier import Verifier
 from adroit.plan.cars import snapshot_name
 from adroit.plan.converge import Writes
-from adroit.plan.flavors import flavor_status, unreadable_status
+from adroit.plan.flavors import awaits_formation, flavor_status, unreadable_status
 from adroit.plan.formation import REVISION_LABEL, Formation, form_train, prune, snapshot_spec
 from adroit.plan.machine import Notice
 from adroit.plan.observe import managed_of, unschedulable, workload_of
@@ -151,6 +151,10 @@ class Controller:
         # Changes that may form a train or end one, and how many of them formation has seen.
         self.changes_seen = 1
         self.changes_formed = 0
+        # Flavors whose status waits for the next formation (see _waits_for_formation), with
+        # how many formations had been tried when it began to wait.
+        self.formations = 0
+        self.waiting_status: dict[str, int] = {}
         # (train uid, generation, signature) -> the spec honoured, and the fields ignored
         self._specs: dict[tuple[str, int, str | None], tuple[TrainSpec, tuple[str, ...]]] = {}
         self._notifications: set[asyncio.Task[None]] = set()
@@ -454,12 +458,27 @@ class Controller:
         if view is None:
             return FlavorWork(writes)
         status = flavor_status(view, world)
+        changed = status != view.status and not self._waits_for_formation(name, status, world)
         return FlavorWork(
             writes,
             view,
             finalizer_action(view, world),
-            (view.status.to_wire(), status.to_wire()) if status != view.status else None,
+            (view.status.to_wire(), status.to_wire()) if changed else None,
         )
+
+    def _waits_for_formation(self, name: str, status: Any, world: World) -> bool:
+        """A status that says AwaitingTrain while a train is about to form for the change
+        would be written again a moment later, as OnTrain: for a platform-wide change, a
+        write per flavor for nothing. It waits for the next formation, once (the formation
+        enqueues it again), and is written then."""
+        if not awaits_formation(status, world):
+            self.waiting_status.pop(name, None)
+            return False
+        since = self.waiting_status.setdefault(name, self.formations)
+        if since == self.formations:
+            return True
+        del self.waiting_status[name]
+        return False
 
     def _next_wait(self, poll: float) -> float | None:
         now = time.monotonic()
@@ -655,9 +674,14 @@ class Controller:
             return
         seen = self.changes_seen
         started = time.monotonic()
-        formation = await asyncio.to_thread(form_train, world, self.settings)
-        if formation is not None:
-            await self._form(formation)
+        try:
+            formation = await asyncio.to_thread(form_train, world, self.settings)
+            if formation is not None:
+                await self._form(formation)
+        finally:
+            self.formations += 1
+            for name in self.waiting_status:  # their status, as it is now, is written
+                self.enqueue(name)
         self.forming = time.monotonic() - started
         pruning = prune(world, self.settings)
         for kind, names_ in (("Train", pruning.trains), ("ControllerRevision", pruning.revisions)):

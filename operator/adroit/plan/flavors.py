@@ -116,6 +116,19 @@ def _removal(view: FlavorView, world: World) -> Condition:
     )
 
 
+# A change that no train carries yet, when no train is on the tracks: the next formation
+# takes it, and the condition becomes OnTrain (RemovalOnTrain) a moment later.
+AWAITING_FORMATION = frozenset({"AwaitingTrain", "RemovalAwaitingTrain"})
+
+
+def awaits_formation(status: FlavorStatus, world: World) -> bool:
+    """The status says the change waits for a train, and a train is about to form for it."""
+    if world.on_tracks is not None:
+        return False
+    pending = next((c for c in status.conditions if c.type == "PendingChanges"), None)
+    return pending is not None and pending.reason in AWAITING_FORMATION
+
+
 def flavor_status(view: FlavorView, world: World) -> FlavorStatus:
     revision = flavor_revision(view.spec)
     staged = stage_status(world.staging, view.name, Stage.STAGING)
