@@ -456,6 +456,7 @@ class Controller:
             before = (unreadable.status.to_wire(), status.to_wire()) if changed else None
             return FlavorWork(writes, status=before, version=unreadable.resource_version)
         if view is None:
+            self.waiting_status.pop(name, None)  # deleted while its status waited
             return FlavorWork(writes)
         status = flavor_status(view, world)
         changed = status != view.status and not self._waits_for_formation(name, status, world)
