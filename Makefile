@@ -120,7 +120,7 @@ bench: venv install ## time the README's flow, count API writes, measure the web
 	python bench/shadow_route.py
 	python bench/operating.py
 
-bench-scale: venv install ## issue 9's figures with N flavors (make bench-scale N=200; default 2000)
+bench-scale: venv install ## the reconciler's figures at scale, with N flavors (make bench-scale N=200; default 2000)
 	python bench/scale.py --flavors $(N)
 
 bench-status: venv install ## time `kubectl adroit status` with 2,000 flavors and 50 finished trains

@@ -1,4 +1,4 @@
-"""Issue 9's figures at scale, printed side by side with what the control plane does alone.
+"""The reconciler's figures at scale, printed side by side with what the control plane does alone.
 
     make bench-scale N=2000      (N flavors; default 2,000)
 

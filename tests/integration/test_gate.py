@@ -1,6 +1,6 @@
-"""Issue 10, items 3-5, tried through kubectl as bob, alice and carol on the real cluster:
-an approval covers one staging; the runbook's shadow rules hold without the webhook;
-separation of duties covers every author, and under GitOps the commit's author."""
+"""Tried through kubectl as bob, alice and carol on the real cluster: an approval covers
+one staging; the runbook's shadow rules hold without the webhook; separation of duties
+covers every author, and under GitOps the commit's author."""
 
 import json
 from collections.abc import Iterator
@@ -58,7 +58,7 @@ def known(op: Operator) -> set[str]:
     return {t["metadata"]["name"] for t in op.trains()}
 
 
-# --- item 4: the runbook holds without the webhook -------------------------
+# --- the runbook holds without the webhook ---------------------------------
 
 
 @pytest.mark.parametrize("settings", [{}, WEBHOOK_OFF], ids=["webhook", "no-webhook"])
@@ -135,7 +135,7 @@ def test_a_shadow_without_a_router_fails_its_car(tmp_path: Path) -> None:
         assert op.deployments("staging", "ads") == []
 
 
-# --- item 3: an approval covers one staging ---------------------------------
+# --- an approval covers one staging ----------------------------------------
 
 
 def test_an_approval_is_void_after_the_window_closes(tmp_path: Path, hook: Webhook) -> None:
@@ -187,7 +187,7 @@ def test_an_approval_is_void_after_the_window_closes(tmp_path: Path, hook: Webho
         assert status["approval"]["by"] == "carol"
 
 
-# --- item 5: separation of duties over every author -------------------------
+# --- separation of duties over every author --------------------------------
 
 
 def test_an_author_of_an_earlier_change_may_not_approve(tmp_path: Path) -> None:

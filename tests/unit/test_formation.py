@@ -1,4 +1,4 @@
-"""Trains that form by themselves: size, snapshots, reverts, removals, pruning (issue 9)."""
+"""Trains that form by themselves: size, snapshots, reverts, removals, pruning."""
 
 import json
 from datetime import timedelta

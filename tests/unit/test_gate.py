@@ -1,4 +1,4 @@
-"""Issue 10, items 3-5, on the pure planner: approvals cover one staging, the runbook is
+"""On the pure planner: approvals cover one staging, the runbook is
 checked against production, and separation of duties covers every author."""
 
 from datetime import UTC, datetime
@@ -32,7 +32,7 @@ def car_status(sim: Sim, train: str, flavor: str) -> object:
     return next(c for c in sim.trains[train].status.cars if c.flavor == flavor)
 
 
-# --- item 4 ---------------------------------------------------------------
+# --- the runbook holds, checked against production -------------------------
 
 
 def test_live_traffic_to_a_shadow_production_never_mirrored_fails_the_car() -> None:
@@ -107,7 +107,7 @@ def test_a_note_in_the_history_is_not_an_entry_into_the_phase() -> None:
     assert since(status, Phase.VERIFYING) == AT
 
 
-# --- item 3 ---------------------------------------------------------------
+# --- an approval covers one staging ----------------------------------------
 
 
 def test_an_approval_is_voided_when_the_window_closes() -> None:
@@ -188,7 +188,7 @@ def test_the_kube_layer_voids_an_approval_from_an_earlier_round() -> None:
     assert "approve again" in (view.approval_problem or "").lower()
 
 
-# --- item 5 ---------------------------------------------------------------
+# --- separation of duties over every author --------------------------------
 
 
 def test_a_trusted_writer_names_the_author() -> None:

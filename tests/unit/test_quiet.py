@@ -1,4 +1,4 @@
-"""Status is written only when its content changes; the shadow keeps its own image (issue 9)."""
+"""Status is written only when its content changes; the shadow keeps its own image."""
 
 from adroit.api.train import Phase
 from adroit.plan.reconcile import reconcile

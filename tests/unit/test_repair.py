@@ -1,4 +1,4 @@
-"""Drift is put back, and one flavor's refused write fails only its own car (issue 9)."""
+"""Drift is put back, and one flavor's refused write fails only its own car."""
 
 import copy
 from typing import Any

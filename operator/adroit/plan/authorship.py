@@ -1,4 +1,4 @@
-"""Who changed a Flavor, every change since production's revision (issue 10, item 5).
+"""Who changed a Flavor, every change since production's revision.
 
 The admission webhook keeps, on each Flavor, the annotation adroit.dev/authors:
 a JSON list of [revision, author] pairs, one per change of the spec, oldest

@@ -1,4 +1,4 @@
-"""The runbook's shadow rules, checked against what production really runs (issue 10, item 4).
+"""The runbook's shadow rules, checked against what production really runs.
 
 The CRD and the admission webhook check a Flavor when it is written, against
 the Flavor's previous spec only; the webhook may not even be running. So each
