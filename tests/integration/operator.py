@@ -1,5 +1,6 @@
 """The operator in-process (kopf.testing.KopfRunner), in namespaces of its own."""
 
+import asyncio
 import json
 import os
 import signal
@@ -7,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,13 +19,61 @@ from typing import Any
 
 import yaml
 from kopf.testing import KopfRunner
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from adroit.api.settings import parse_settings
+from adroit.kube.cluster import connect
+from adroit.kube.rest import KINDS, MERGE, request, retryable
 from adroit.plan.webhooks import configuration_for
 from tests.integration.users import bind_in
 from tests.kube import REPO, apply, eventually, kubectl
 
 IMAGE = "registry.local/adroit/serving-sklearn:2022.10"
+
+
+async def forget_finalizers(namespace: str, within: float = 60) -> None:
+    """Take the finalizers off every Flavor and Train in `namespace`, all at once: a test
+    may leave hundreds, and kubectl patches one object at a time, five requests a second.
+    A busy API server (a CRD just changed: 429) is asked again."""
+    api = await connect()
+    deadline = time.monotonic() + within
+    try:
+        for kind in ("Flavor", "Train"):
+            while True:
+                try:
+                    listed = await request(api, "GET", KINDS[kind].path(namespace))
+                    held = [
+                        i["metadata"]["name"]
+                        for i in listed["items"]
+                        if i["metadata"].get("finalizers")
+                    ]
+                    patches = (
+                        request(
+                            api,
+                            "PATCH",
+                            KINDS[kind].path(namespace, name),
+                            body={"metadata": {"finalizers": None}},
+                            content_type=MERGE,
+                        )
+                        for name in held
+                    )
+                    answers = await asyncio.gather(*patches, return_exceptions=True)
+                except ApiException as error:
+                    answers = [error]
+                failed = [
+                    a
+                    for a in answers
+                    if isinstance(a, BaseException)
+                    and not (isinstance(a, ApiException) and a.status == 404)  # gone: fine
+                ]
+                if not failed:
+                    break
+                for error in failed:
+                    if not retryable(error) or time.monotonic() > deadline:
+                        raise error
+                await asyncio.sleep(1)
+    finally:
+        await api.close()
 
 
 def free_port() -> int:
@@ -189,19 +239,7 @@ class Operator:
     def cleanup(self) -> None:
         self.stop()
         self.kill()
-        for kind in ("flavors", "trains"):
-            names = kubectl("get", kind, "-n", self.ns, "-o", "name", check=False).stdout.split()
-            for name in names:
-                kubectl(
-                    "patch",
-                    name,
-                    "-n",
-                    self.ns,
-                    "--type=merge",
-                    "-p",
-                    '{"metadata":{"finalizers":null}}',
-                    check=False,
-                )
+        asyncio.run(forget_finalizers(self.ns))
         kubectl(
             "delete",
             "namespace",
