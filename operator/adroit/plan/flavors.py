@@ -8,7 +8,6 @@ from adroit.api.names import FINALIZER
 from adroit.api.train import ENDED_BADLY
 from adroit.plan.conditions import set_condition
 from adroit.plan.render import shadow_view
-from adroit.plan.revision import flavor_revision
 from adroit.plan.routes import ROUTE_KIND_NAMES, applied_split
 from adroit.plan.stages import Stage
 from adroit.plan.world import FlavorView, StageWorld, UnreadableFlavor, World
@@ -130,7 +129,7 @@ def awaits_formation(status: FlavorStatus, world: World) -> bool:
 
 
 def flavor_status(view: FlavorView, world: World) -> FlavorStatus:
-    revision = flavor_revision(view.spec)
+    revision = view.revision
     staged = stage_status(world.staging, view.name, Stage.STAGING)
     produced = stage_status(world.production, view.name, Stage.PRODUCTION)
     home = staged if view.spec.staging_only else produced

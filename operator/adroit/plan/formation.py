@@ -146,7 +146,7 @@ def _change(view: FlavorView, world: World, settings: Settings) -> tuple[Car, bo
         ):
             return Car(flavor=name, remove=True, author=view.author), True
         return None
-    revision = flavor_revision(view.spec)
+    revision = view.revision
     home = world.staging if view.spec.staging_only else world.production
     running = home.running_release(name)
     image: str | None

@@ -16,7 +16,6 @@ from typing import Any
 from adroit.api import names
 from adroit.api.train import ENDED_BADLY, FINISHED, CarState, HistoryEntry, Phase, TrainStatus
 from adroit.plan.machine import since
-from adroit.plan.revision import flavor_revision
 from adroit.plan.window import WindowState
 from adroit.plan.world import FlavorView, TrainView, World
 
@@ -267,7 +266,7 @@ def where_is(view: FlavorView, world: World, reading: Reading | None = None) -> 
     for approval, promoting, shipped, or ended badly (and why), with every train that
     carried the flavor."""
     reading = reading or Reading()
-    revision = flavor_revision(view.spec)
+    revision = view.revision
     home = view.status.staging if view.spec.staging_only else view.status.production
     stage = "staging" if view.spec.staging_only else "production"
     carried = []

@@ -24,6 +24,7 @@ from adroit.api.train import (
 )
 from adroit.plan.drift import Body
 from adroit.plan.render import Release
+from adroit.plan.revision import flavor_revision
 from adroit.plan.stages import Role, Stage
 
 
@@ -157,6 +158,12 @@ class FlavorView:
     finalizers: tuple[str, ...] = ()
     # Every change of the spec, (revision, author), oldest first (adroit.dev/authors).
     changes: tuple[tuple[str, str], ...] = ()
+
+    @cached_property
+    def revision(self) -> str:
+        """The spec's revision, hashed once per view (a view lives as long as its
+        resourceVersion in the cache): forming a train looks at every flavor's."""
+        return flavor_revision(self.spec)
 
 
 @dataclass(frozen=True)
