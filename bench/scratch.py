@@ -111,12 +111,13 @@ def operator_in_scratch(admission_port: int) -> Iterator[Scratch]:
                 wait(lambda: kubectl("get", hook, "--ignore-not-found", "-o", "name") != "")
                 yield Scratch(ns, names["staging"], names["production"], sample)
         finally:
-            for flavor in kubectl("get", "flavors", "-n", ns, "-o", "name").split():
+            flavors = kubectl("get", "flavors", "-n", ns, "-o", "name").split()
+            if flavors:  # one kubectl for all of them
                 kubectl(
                     "patch",
                     "-n",
                     ns,
-                    flavor,
+                    *flavors,
                     "--type=merge",
                     "-p",
                     '{"metadata":{"finalizers":null}}',

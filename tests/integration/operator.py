@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 from kopf.testing import KopfRunner
+from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from adroit.api.settings import parse_settings
@@ -31,6 +32,33 @@ from tests.kube import REPO, apply, eventually, kubectl
 IMAGE = "registry.local/adroit/serving-sklearn:2022.10"
 
 
+async def _forget_once(api: client.ApiClient, kind: str, namespace: str) -> list[BaseException]:
+    """One pass over `kind` in `namespace`: what failed (an object gone meanwhile has not)."""
+    try:
+        listed = await request(api, "GET", KINDS[kind].path(namespace))
+    except ApiException as error:
+        return [error]
+    answers = await asyncio.gather(
+        *(
+            request(
+                api,
+                "PATCH",
+                KINDS[kind].path(namespace, item["metadata"]["name"]),
+                body={"metadata": {"finalizers": None}},
+                content_type=MERGE,
+            )
+            for item in listed["items"]
+            if item["metadata"].get("finalizers")
+        ),
+        return_exceptions=True,
+    )
+    return [
+        a
+        for a in answers
+        if isinstance(a, BaseException) and not (isinstance(a, ApiException) and a.status == 404)
+    ]
+
+
 async def forget_finalizers(namespace: str, within: float = 60) -> None:
     """Take the finalizers off every Flavor and Train in `namespace`, all at once: a test
     may leave hundreds, and kubectl patches one object at a time, five requests a second.
@@ -39,38 +67,10 @@ async def forget_finalizers(namespace: str, within: float = 60) -> None:
     deadline = time.monotonic() + within
     try:
         for kind in ("Flavor", "Train"):
-            while True:
-                try:
-                    listed = await request(api, "GET", KINDS[kind].path(namespace))
-                    held = [
-                        i["metadata"]["name"]
-                        for i in listed["items"]
-                        if i["metadata"].get("finalizers")
-                    ]
-                    patches = (
-                        request(
-                            api,
-                            "PATCH",
-                            KINDS[kind].path(namespace, name),
-                            body={"metadata": {"finalizers": None}},
-                            content_type=MERGE,
-                        )
-                        for name in held
-                    )
-                    answers = await asyncio.gather(*patches, return_exceptions=True)
-                except ApiException as error:
-                    answers = [error]
-                failed = [
-                    a
-                    for a in answers
-                    if isinstance(a, BaseException)
-                    and not (isinstance(a, ApiException) and a.status == 404)  # gone: fine
-                ]
-                if not failed:
-                    break
-                for error in failed:
-                    if not retryable(error) or time.monotonic() > deadline:
-                        raise error
+            while failed := await _forget_once(api, kind, namespace):
+                final = next((e for e in failed if not retryable(e)), None)
+                if final is not None or time.monotonic() > deadline:
+                    raise final or failed[0]
                 await asyncio.sleep(1)
     finally:
         await api.close()
