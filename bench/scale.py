@@ -19,7 +19,9 @@ the benchmark's own. In one run, in this order:
    Meanwhile server-side dry runs time the admission webhook: a Flavor change
    (admin) once a second, a train annotation (alice) every 10 seconds. The CPU
    that each process of the control plane and the operator spent is printed.
-3. An idle minute: the operator's API writes, CPU and RSS.
+3. An idle minute: the operator's API writes, CPU and RSS. Then the train
+   annotation of step 2, ten times a second apart, on the largest train at
+   rest: what its review costs when the API server has a core to spare.
 4. apply -> staging Deployment created, one probe Flavor at a time with the N
    present (each probe's train is then aborted, so the next one departs), and
    the same for a minimal client written here (watch Flavors, create a
@@ -77,6 +79,7 @@ PROBE_EVERY = 1.0  # s between two admission probes of a Flavor while the rollou
 # every car, managedFields), dry run or not: probed every second, the probes alone took
 # more than half of its core, and the rollout they were measuring waited for them.
 TRAIN_PROBE_EVERY = 10.0
+TRAIN_AT_REST = 10  # dry-run annotations of the largest train once everything has settled
 
 
 # --- the API, raw JSON over aiohttp ----------------------------------------------------------
@@ -182,7 +185,12 @@ class Kube:
         the time of the call is when the event reached this process.
         """
         while True:
-            listed = await self.call("GET", path, seconds=120)
+            try:
+                listed = await self.call("GET", path, seconds=120)
+            except (aiohttp.ClientError, TimeoutError, ApiError):
+                # A kind installed a moment ago is not served yet (404) for a few seconds.
+                await asyncio.sleep(0.5)
+                continue
             for item in listed["items"]:
                 on_event("SYNC", item)
             ready.set()
@@ -774,6 +782,49 @@ async def admission_probes(
     return flavor_ms, train_ms, answers
 
 
+async def train_at_rest(run: Run, admin: Kube, alice: Kube, world: World) -> None:
+    """The same train annotation as during the rollout, on the largest train once everything
+    has settled: what the review of that Train costs when the API server has a core to spare."""
+    if not world.trains:
+        return
+    train = max(world.trains, key=lambda t: len(world.trains[t]["spec"]["cars"]))
+    cars = len(world.trains[train]["spec"]["cars"])
+    abort = {"metadata": {"annotations": {"adroit.dev/abort": "true"}}}
+    hooks_before = await webhook_buckets(admin, run.ns)
+    answered_before = await operator_buckets(run)
+    sums_before = await webhook_sums(admin, run.ns)
+    took: list[float] = []
+    for _ in range(TRAIN_AT_REST):
+        start = time.perf_counter()
+        with contextlib.suppress(ApiError, TimeoutError):
+            await alice.call(
+                "PATCH",
+                crd_path(run.ns, "trains", train),
+                abort,
+                ctype="application/merge-patch+json",
+                params={"dryRun": "All"},
+                seconds=15,
+            )
+        took.append((time.perf_counter() - start) * 1000)
+        await asyncio.sleep(1.0)  # one at a time, the API server at rest in between
+    sums_after = await webhook_sums(admin, run.ns)
+    total, count = (
+        sums_after.get("trains", (0.0, 0.0))[i] - sums_before.get("trains", (0.0, 0.0))[i]
+        for i in (0, 1)
+    )
+    server = bucket_quantiles(
+        hooks_before.get("trains", {}), (await webhook_buckets(admin, run.ns)).get("trains", {})
+    )
+    mean = f"; mean {1000 * total / count:.0f} ms" if count else ""
+    run.fig("rest-train").value = f"{server}{mean}"
+    run.fig("rest-train").note = f"{cars} cars; client {p50_p99(took)}; " + (
+        "operator's answer "
+        + bucket_quantiles(
+            answered_before.get("trains", {}), (await operator_buckets(run)).get("trains", {})
+        )
+    )
+
+
 async def approver(run: Run, alice: Kube, world: World, approved: dict[str, float]) -> None:
     """alice approves every train that waits for it, once, as soon as the watch shows it."""
     while True:
@@ -953,6 +1004,24 @@ async def webhook_buckets(admin: Kube, ns: str) -> dict[str, dict[float, float]]
     by_name = histogram(await server_metrics(admin), HOOK_METRIC, "name")
     suffix = f".{ns}.adroit.dev"
     return {name.split(".")[0]: b for name, b in by_name.items() if name.endswith(suffix)}
+
+
+async def webhook_sums(admin: Kube, ns: str) -> dict[str, tuple[float, float]]:
+    """The same histogram's sum (seconds) and count, per webhook of this operator."""
+    sums: dict[str, tuple[float, float]] = {}
+    suffix = f".{ns}.adroit.dev"
+    for line in (await server_metrics(admin)).splitlines():
+        for part, i in (("_sum{", 0), ("_count{", 1)):
+            if not line.startswith(HOOK_METRIC + part):
+                continue
+            labels_text, value = line[len(HOOK_METRIC) + len(part) :].rsplit("} ", 1)
+            labels = dict(kv.split("=", 1) for kv in labels_text.split(","))
+            name = labels.get("name", "").strip('"')
+            if name.endswith(suffix):
+                pair = list(sums.get(name.split(".")[0], (0.0, 0.0)))
+                pair[i] += float(value)
+                sums[name.split(".")[0]] = (pair[0], pair[1])
+    return sums
 
 
 async def operator_buckets(run: Run) -> dict[str, dict[float, float]]:
@@ -1240,6 +1309,7 @@ async def measure(run: Run) -> None:
 
         print(f"[bench] 3/4 idle for {run.idle:.0f} s", file=sys.stderr)
         await idle(run)
+        await train_at_rest(run, admin, alice, world)
 
         print(f"[bench] 4/4 apply -> staging Deployment, {run.probes} probes", file=sys.stderr)
         await operator_probes(run, admin, alice, world)
@@ -1310,6 +1380,7 @@ def report(run: Run) -> None:
     print(f"  {'':30s}   (the client's time: dry-run PATCHes through a loaded API server)")
     for kind in ("flavors", "trains"):
         row(f"  webhook, {kind}", f"hook-server-{kind}", "", "p99 <= 100 ms")
+    row("  webhook, trains, at rest", "rest-train", "", "")
     print(f"  {'':30s}   (the API server's histogram of its webhook calls: upper bucket bounds)")
     for kind in ("flavors", "trains"):
         row(f"  operator's answer, {kind}", f"hook-operator-{kind}", "", "")
