@@ -163,3 +163,13 @@ def test_prune_never_takes_an_unfinished_train() -> None:
     pruning = prune(world, config)
     assert pruning.trains == ("older", "old")
     assert pruning.revisions == ("b-def",)
+
+
+def test_prune_keeps_the_snapshot_of_every_flavors_current_spec() -> None:
+    """A revert to v1 forms with the snapshot a-<v1> that already exists, while the train
+    that carried v1 before is pruned in the same pass: the snapshot must stay."""
+    config = settings(ALWAYS_OPEN + "trainHistoryLimit: 1\n")
+    current = FlavorView(name="a", spec=spec("v1"), generation=3, status=FlavorStatus())
+    mine = f"a-{current.revision}"
+    world = World(now=MONDAY_NOON, flavors={"a": current}, snapshots=frozenset({mine, "a-old"}))
+    assert prune(world, config).revisions == ("a-old",)

@@ -229,7 +229,10 @@ def form_train(world: World, settings: Settings) -> Formation | None:
 
 def prune(world: World, settings: Settings) -> Pruning:
     """Finished trains beyond trainHistoryLimit (oldest first; never an unfinished one),
-    and the ControllerRevisions no kept train refers to."""
+    and the ControllerRevisions that neither a kept train nor a Flavor's current spec
+    refers to. (The snapshot of a current spec may be one a train is forming with in this
+    very pass, from a world read before it: a revert to a spec whose train is pruned now,
+    or a formation whose Train create failed after its snapshots were made.)"""
     finished = sorted((t for t in world.trains if t.finished), key=lambda t: t.order)
     limit = settings.train_history_limit
     gone = finished[: max(0, len(finished) - limit)]
@@ -241,6 +244,7 @@ def prune(world: World, settings: Settings) -> Pruning:
         for c in t.spec.cars
         if c.revision
     }
+    referred |= {snapshot_name(name, view.revision) for name, view in world.flavors.items()}
     return Pruning(
         trains=tuple(t.name for t in gone),
         revisions=tuple(sorted(world.snapshots - referred)),
