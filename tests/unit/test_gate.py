@@ -86,6 +86,11 @@ def test_a_car_over_the_mirror_cap_fails_alone_and_the_rest_goes_on() -> None:
     assert told[0].message.startswith("@bob:")
     sim.run(30)
     assert len(sim.trains) == 1
+    [pending] = [c for c in sim.flavors["ads"].status.conditions if c.type == "PendingChanges"]
+    assert pending.reason == "NotDeployed", "not AwaitingTrain: no train forms for it again"
+    assert f"train {train} took revision" in pending.message
+    assert "MirrorOverCap: " in pending.message
+    assert "mirror cap of 20" in pending.message
 
 
 def test_a_shadow_without_a_router_fails_the_car() -> None:

@@ -71,14 +71,27 @@ def _pending(view: FlavorView, world: World, revision: str, running: str | None)
             )
     latest = world.latest_car(view.name)
     if latest is not None:
+        from adroit.plan.runbook import dropped_from  # the runbook reads traffic from here
+
         train, car = latest
-        if train.status.phase in ENDED_BADLY and car.revision == revision and not car.remove:
-            return (
-                ConditionStatus.TRUE,
-                "NotDeployed",
-                f"train {train.name} ended {train.status.phase} carrying revision {revision}: "
-                "change the Flavor, or create a Train to try this revision again",
-            )
+        if car.revision == revision and not car.remove:
+            if train.status.phase in ENDED_BADLY:
+                return (
+                    ConditionStatus.TRUE,
+                    "NotDeployed",
+                    f"train {train.name} ended {train.status.phase} carrying revision "
+                    f"{revision}: change the Flavor, or create a Train to try this revision "
+                    "again",
+                )
+            if dropped_from(train, view.name):  # the rest of its train went on
+                why = train.car_status[view.name]
+                return (
+                    ConditionStatus.TRUE,
+                    "NotDeployed",
+                    f"train {train.name} took revision {revision} out ({why.reason}: "
+                    f"{why.message}): change the Flavor, or create a Train to try this "
+                    "revision again",
+                )
     return (ConditionStatus.TRUE, "AwaitingTrain", f"revision {revision} waits for a release train")
 
 
