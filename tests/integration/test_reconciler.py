@@ -133,6 +133,26 @@ def test_a_refused_write_fails_its_car_and_nothing_else(
     assert op.phase(train) == "RolledBack"
 
 
+def test_a_flavor_that_fails_to_plan_stops_no_other(
+    op: Operator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug met while planning one flavor (here: its status cannot be computed) is that
+    flavor's alone, retried with its own backoff: the next change of another ships."""
+    from adroit.kube import controller
+
+    op.ship(op.flavor("broken", version="v1"))
+    computed = controller.flavor_status
+
+    def flavor_status(view: Any, world: Any) -> Any:
+        if view.name == "broken":
+            raise RuntimeError("a bug in planning this flavor")
+        return computed(view, world)
+
+    monkeypatch.setattr(controller, "flavor_status", flavor_status)
+    kubectl("annotate", "flavor", "broken", "-n", op.ns, "touched=now")  # its key is planned
+    assert op.ship(op.flavor("good", version="v1"))
+
+
 def test_drift_is_put_back(op: Operator) -> None:
     op.ship(op.flavor("ads", version="v1"))
     [deployment] = op.deployments("production", "ads")

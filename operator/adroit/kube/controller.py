@@ -433,9 +433,11 @@ class Controller:
         semaphore = asyncio.Semaphore(WRITERS)
 
         async def one(flavor: str) -> None:
+            async def planned_and_written() -> None:  # a failure to plan is this key's alone
+                await self._flavor(flavor, self._plan_flavor(flavor, world))
+
             async with semaphore:
-                work = self._plan_flavor(flavor, world)
-                await self._guarded(flavor, lambda: self._flavor(flavor, work))
+                await self._guarded(flavor, planned_and_written)
 
         await asyncio.gather(*(one(k) for k in keys))
 
@@ -659,12 +661,12 @@ class Controller:
                 TRAIN_TRANSITIONS.labels(step.status.phase).inc()
             for notice in step.notices:
                 log.info("train %s: %s: %s", name, notice.reason, notice.message)
-                await self._post_event(train, control, notice)
                 url = self.settings.notifications.webhook_url
-                if notice.notify and url:
+                if notice.notify and url:  # first: the status that announces it is written
                     task = asyncio.create_task(self._notify(train, str(url), notice))
                     self._notifications.add(task)
                     task.add_done_callback(self._notifications.discard)
+                await self._post_event(train, control, notice)
         if steps:
             return  # form and prune on the world those steps produced
         if self.changes_formed >= self.changes_seen:
@@ -750,12 +752,14 @@ class Controller:
         }
         try:
             await act.post_event(self.api, involved, notice.reason, notice.message, notice.type)
-        except ApiException as error:  # an Event is a report, never a reason to stop
+        # An Event is a report, never a reason to stop: the status that says the same is
+        # written, and a failure here must not make the pass look failed.
+        except (ApiException, aiohttp.ClientError, TimeoutError, ConnectionError) as error:
             log.warning(
                 "could not post Event %s for train %s: %s",
                 notice.reason,
                 train.name,
-                rest.message_of(error),
+                _describe(error),
             )
 
 
