@@ -19,6 +19,7 @@ from adroit.kube.controller import Controller
 from adroit.kube.leader import Elector
 
 BLOCKED = 0.05  # s: every watch and write of the reconciler waits meanwhile; longer is a bug
+RESTART_AFTER = 5.0  # s before a reconciler that failed is started again
 FREEZE_EVERY = 10.0  # s between two collections of what is new on the heap (then frozen)
 log = logging.getLogger("adroit.reconciler")
 
@@ -50,10 +51,17 @@ async def run(
                 if readiness is not None:
                     readiness.controller = None
 
-        if settings.leader_election.enabled:
-            await Elector(api, settings.namespaces.control, settings.leader_election).run(reconcile)
-        else:
-            await reconcile()
+        while True:  # an error nothing below caught is said loudly, never a silent stop
+            try:
+                if settings.leader_election.enabled:
+                    elector = Elector(api, settings.namespaces.control, settings.leader_election)
+                    await elector.run(reconcile)
+                else:
+                    await reconcile()
+                log.error("the reconciler ended; starting it again in %.0fs", RESTART_AFTER)
+            except Exception:
+                log.exception("the reconciler failed; starting it again in %.0fs", RESTART_AFTER)
+            await asyncio.sleep(RESTART_AFTER)
     finally:
         watchdog.cancel()
         heap.cancel()

@@ -193,3 +193,8 @@ class Informer:
                 backoff = min(MAX_BACKOFF, backoff * 2 or 0.5)
                 log.warning("%s: watch broke (%r); again in %.1fs", self, error, backoff)
                 await asyncio.sleep(backoff)
+            except Exception:  # anything else (a bug, a line too long): never a dead cache
+                backoff = min(MAX_BACKOFF, backoff * 2 or 0.5)
+                log.exception("%s: watch failed; listing again in %.1fs", self, backoff)
+                listed = False
+                await asyncio.sleep(backoff)
