@@ -153,6 +153,25 @@ def test_a_flavor_that_fails_to_plan_stops_no_other(
     assert op.ship(op.flavor("good", version="v1"))
 
 
+def test_a_reconciler_that_fails_is_started_again(
+    op: Operator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error that no key's guard catches (a bug in the loop itself) is logged, and the
+    reconciler starts again from its caches a few seconds later: it never stops silently."""
+    from adroit.kube import controller
+
+    batch = controller.Controller._batch
+    failures = iter([RuntimeError("a bug in the loop")])
+
+    async def failing_once(self: Any, due: set[str], world: Any) -> None:
+        if failure := next(failures, None):
+            raise failure
+        await batch(self, due, world)
+
+    monkeypatch.setattr(controller.Controller, "_batch", failing_once)
+    assert op.ship(op.flavor("ads", version="v1"))
+
+
 def test_drift_is_put_back(op: Operator) -> None:
     op.ship(op.flavor("ads", version="v1"))
     [deployment] = op.deployments("production", "ads")
