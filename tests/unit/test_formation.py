@@ -173,3 +173,27 @@ def test_prune_keeps_the_snapshot_of_every_flavors_current_spec() -> None:
     mine = f"a-{current.revision}"
     world = World(now=MONDAY_NOON, flavors={"a": current}, snapshots=frozenset({mine, "a-old"}))
     assert prune(world, config).revisions == ("a-old",)
+
+
+def test_a_revision_that_ended_badly_stays_remembered_beyond_the_history_limit() -> None:
+    """The train where a revision was rolled back is kept while the flavor still asks for
+    that revision: pruned, it would let the revision ride again by itself."""
+    sim = Sim(settings(ALWAYS_OPEN + "trainHistoryLimit: 1\n"))
+    sim.broken.add("bad")
+    sim.apply_flavor("bad", spec("v1"))
+    sim.run(180)
+    [failed] = sim.trains
+    assert sim.phase(failed) == Phase.ROLLED_BACK
+    for version in ("v1", "v2"):
+        deployed(sim, "other", version)
+    assert failed in sim.trains, "kept beyond the limit: it is what `bad` waits for"
+    assert [t for t in sim.trains if "bad" in {c.flavor for c in sim.trains[t].spec.cars}] == [
+        failed
+    ], "no train formed for the same revision again"
+    pending = next(c for c in sim.flavors["bad"].status.conditions if c.type == "PendingChanges")
+    assert pending.reason == "NotDeployed"
+    sim.apply_flavor("bad", spec("v2"))  # a new revision: the memory may go
+    sim.broken.discard("bad")
+    sim.run(40)
+    deployed(sim, "other", "v3")
+    assert failed not in sim.trains

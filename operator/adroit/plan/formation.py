@@ -228,14 +228,27 @@ def form_train(world: World, settings: Settings) -> Formation | None:
 
 
 def prune(world: World, settings: Settings) -> Pruning:
-    """Finished trains beyond trainHistoryLimit (oldest first; never an unfinished one),
-    and the ControllerRevisions that neither a kept train nor a Flavor's current spec
-    refers to. (The snapshot of a current spec may be one a train is forming with in this
-    very pass, from a world read before it: a revert to a spec whose train is pruned now,
-    or a formation whose Train create failed after its snapshots were made.)"""
+    """Finished trains beyond trainHistoryLimit (oldest first; never an unfinished one, nor
+    one a flavor's stuck change is remembered by), and the ControllerRevisions that
+    neither a kept train nor a Flavor's current spec refers to. (The snapshot of a
+    current spec may be one a train forms with in this very pass, from a world read
+    before it: a revert to a spec whose train is pruned now, or a formation whose Train
+    create failed after its snapshots were made.)"""
     finished = sorted((t for t in world.trains if t.finished), key=lambda t: t.order)
     limit = settings.train_history_limit
-    gone = finished[: max(0, len(finished) - limit)]
+    # A train where a flavor's change ended badly is what keeps that change from riding
+    # again by itself: it stays, beyond the limit, while the flavor still asks for it.
+    remembered = {
+        held[0].name
+        for name, view in world.flavors.items()
+        if (
+            removal_stuck(world, name)
+            if view.deleting
+            else revision_stuck(world, name, view.revision)
+        )
+        and (held := world.latest_car(name)) is not None
+    }
+    gone = [t for t in finished[: max(0, len(finished) - limit)] if t.name not in remembered]
     gone_names = {t.name for t in gone}
     referred = {
         snapshot_name(c.flavor, c.revision)
