@@ -807,15 +807,13 @@ async def train_at_rest(run: Run, admin: Kube, alice: Kube, world: World) -> Non
             )
         took.append((time.perf_counter() - start) * 1000)
         await asyncio.sleep(1.0)  # one at a time, the API server at rest in between
-    sums_after = await webhook_sums(admin, run.ns)
-    total, count = (
-        sums_after.get("trains", (0.0, 0.0))[i] - sums_before.get("trains", (0.0, 0.0))[i]
-        for i in (0, 1)
+    (s0, c0), (s1, c1) = (
+        sums.get("trains", (0.0, 0.0)) for sums in (sums_before, await webhook_sums(admin, run.ns))
     )
     server = bucket_quantiles(
         hooks_before.get("trains", {}), (await webhook_buckets(admin, run.ns)).get("trains", {})
     )
-    mean = f"; mean {1000 * total / count:.0f} ms" if count else ""
+    mean = f"; mean {1000 * (s1 - s0) / (c1 - c0):.0f} ms" if c1 > c0 else ""
     run.fig("rest-train").value = f"{server}{mean}"
     run.fig("rest-train").note = f"{cars} cars; client {p50_p99(took)}; " + (
         "operator's answer "
@@ -1006,22 +1004,25 @@ async def webhook_buckets(admin: Kube, ns: str) -> dict[str, dict[float, float]]
     return {name.split(".")[0]: b for name, b in by_name.items() if name.endswith(suffix)}
 
 
+def series(text: str, metric: str, label: str) -> dict[str, float]:
+    """A Prometheus series in `text` (a histogram's _sum or _count, say), summed per value of
+    `label`."""
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(metric + "{"):
+            labels_text, value = line[len(metric) + 1 :].rsplit("} ", 1)
+            labels = dict(kv.split("=", 1) for kv in labels_text.split(","))
+            key = labels.get(label, "").strip('"')
+            totals[key] = totals.get(key, 0.0) + float(value)
+    return totals
+
+
 async def webhook_sums(admin: Kube, ns: str) -> dict[str, tuple[float, float]]:
     """The same histogram's sum (seconds) and count, per webhook of this operator."""
-    sums: dict[str, tuple[float, float]] = {}
+    text = await server_metrics(admin)
+    sums, counts = (series(text, HOOK_METRIC + part, "name") for part in ("_sum", "_count"))
     suffix = f".{ns}.adroit.dev"
-    for line in (await server_metrics(admin)).splitlines():
-        for part, i in (("_sum{", 0), ("_count{", 1)):
-            if not line.startswith(HOOK_METRIC + part):
-                continue
-            labels_text, value = line[len(HOOK_METRIC) + len(part) :].rsplit("} ", 1)
-            labels = dict(kv.split("=", 1) for kv in labels_text.split(","))
-            name = labels.get("name", "").strip('"')
-            if name.endswith(suffix):
-                pair = list(sums.get(name.split(".")[0], (0.0, 0.0)))
-                pair[i] += float(value)
-                sums[name.split(".")[0]] = (pair[0], pair[1])
-    return sums
+    return {n.split(".")[0]: (sums[n], counts[n]) for n in sums if n.endswith(suffix)}
 
 
 async def operator_buckets(run: Run) -> dict[str, dict[float, float]]:

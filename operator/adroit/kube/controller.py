@@ -18,7 +18,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -498,7 +497,7 @@ class Controller:
         started = time.monotonic()
         try:
             await work()
-        except (ApiException, aiohttp.ClientError, TimeoutError, ConnectionError) as error:
+        except rest.FAILURES as error:
             delay = self._back_off(key)
             what = "the trains" if key == TRAINS else f"flavor {key}"
             log.warning("%s: %s; trying again in %.1fs", what, _describe(error), delay)
@@ -754,7 +753,7 @@ class Controller:
             await act.post_event(self.api, involved, notice.reason, notice.message, notice.type)
         # An Event is a report, never a reason to stop: the status that says the same is
         # written, and a failure here must not make the pass look failed.
-        except (ApiException, aiohttp.ClientError, TimeoutError, ConnectionError) as error:
+        except rest.FAILURES as error:
             log.warning(
                 "could not post Event %s for train %s: %s",
                 notice.reason,

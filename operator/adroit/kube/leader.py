@@ -18,13 +18,12 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from adroit.api.settings import LeaderElection
 from adroit.kube.metrics import LEADER
-from adroit.kube.rest import KINDS, request
+from adroit.kube.rest import FAILURES, KINDS, request
 
 log = logging.getLogger("adroit.leader")
 
@@ -111,7 +110,7 @@ class Elector:
     async def _attempt(self) -> bool:
         try:
             return await asyncio.wait_for(self._try(), self.config.retry_period.total_seconds())
-        except (ApiException, aiohttp.ClientError, TimeoutError, OSError) as error:
+        except FAILURES as error:
             log.warning("leader election: %s", getattr(error, "reason", None) or error)
             return False
 
@@ -176,5 +175,5 @@ class Elector:
             }
             await request(self.api, "PUT", self._path, body=lease)
             log.info("released the Lease %s", self.config.lease_name)
-        except (ApiException, aiohttp.ClientError, TimeoutError, OSError) as error:
+        except FAILURES as error:
             log.warning("could not release the Lease: %s", error)

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -19,6 +20,9 @@ from adroit.kube.metrics import API_REQUESTS
 REQUEST_TIMEOUT = 30.0  # seconds; no request may hang a pass
 APPLY = "application/apply-patch+yaml"
 MERGE = "application/merge-patch+json"
+# What a request can fail with that is not a bug: the API server's answer, a connection
+# refused, dropped or cut short, a timeout.
+FAILURES = (ApiException, aiohttp.ClientError, TimeoutError, OSError)
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ from adroit.api.flavor import FlavorStatus, ProductionStatus, StageStatus, Traff
 from adroit.api.names import FINALIZER
 from adroit.api.train import ENDED_BADLY
 from adroit.plan.conditions import set_condition
-from adroit.plan.render import shadow_view
-from adroit.plan.routes import ROUTE_KIND_NAMES, applied_split
+from adroit.plan.runbook import dropped_from
 from adroit.plan.stages import Stage
+from adroit.plan.traffic import traffic_status
 from adroit.plan.world import FlavorView, StageWorld, UnreadableFlavor, World
 
 Condition = tuple[ConditionStatus, str, str]
@@ -34,29 +34,6 @@ def stage_status(world: StageWorld, flavor: str, stage: Stage) -> ProductionStat
     )
 
 
-def traffic_status(world: StageWorld, flavor: str) -> dict[str, object] | None:
-    """The split the flavor's route actually carries in production, if it has a route."""
-    routed = world.routed(flavor)
-    workloads, others = world.of(flavor)
-    route = next((o for o in others if o.kind in ROUTE_KIND_NAMES), None)
-    if routed is None or routed.release is None or route is None or route.body is None:
-        return None
-    shadow = next((w for w in workloads if w.role == "shadow"), None)
-    split = applied_split(
-        {"kind": route.kind, **route.body.read()}, routed.name, shadow.name if shadow else None
-    )
-    if split is None:
-        return None
-    view = shadow_view(routed.release)
-    return {
-        "primary_percent": split.primary,
-        "shadow_percent": split.shadow,
-        "mirror_percent": split.mirror,
-        "shadow_model_version": view.spec.model.version if view and shadow else None,
-        "shadow_is_primary": split.shadow == 100,
-    }
-
-
 def _pending(view: FlavorView, world: World, revision: str, running: str | None) -> Condition:
     if running == revision:
         return (ConditionStatus.FALSE, "UpToDate", f"revision {revision} is running")
@@ -71,8 +48,6 @@ def _pending(view: FlavorView, world: World, revision: str, running: str | None)
             )
     latest = world.latest_car(view.name)
     if latest is not None:
-        from adroit.plan.runbook import dropped_from  # the runbook reads traffic from here
-
         train, car = latest
         if car.revision == revision and not car.remove:
             if train.status.phase in ENDED_BADLY:

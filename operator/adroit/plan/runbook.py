@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 from adroit.api.settings import Settings
 from adroit.api.train import Car, TrainStatus
-from adroit.plan.flavors import traffic_status
 from adroit.plan.render import Release, deployment_name, shadow_view
 from adroit.plan.routes import shadow_refusal
 from adroit.plan.stages import Stage
+from adroit.plan.traffic import traffic_status
 from adroit.plan.world import StageWorld, TrainView
 
 NO_ROUTER = "ShadowWithoutRouter"
