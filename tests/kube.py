@@ -4,7 +4,8 @@ import json
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +98,59 @@ def flavor(name: str, **spec: Any) -> dict[str, Any]:
         "metadata": {"name": name, "namespace": NAMESPACE},
         "spec": body,
     }
+
+
+@contextmanager
+def refusing(
+    name: str,
+    rule: dict[str, Any],
+    expression: str,
+    message: str,
+    namespace: str,
+    probe: dict[str, Any],
+) -> Iterator[None]:
+    """A ValidatingAdmissionPolicy, bound to `namespace`, that refuses the writes `rule`
+    matches unless `expression` holds: the API server itself says no, with `message`.
+    In force once a server-side dry run of `probe` is refused; removed afterwards."""
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [rule]},
+            "validations": [{"expression": expression, "message": message}],
+        },
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+            },
+        },
+    }
+    apply(policy)
+    apply(binding)
+    try:
+        eventually(
+            lambda: (
+                message
+                in kubectl(
+                    "create", "--dry-run=server", "-f", "-", stdin=json.dumps(probe), check=False
+                ).stderr
+            ),
+            what=f"the policy {name} to be in force",
+        )
+        yield
+    finally:
+        kubectl(
+            "delete",
+            "validatingadmissionpolicybinding,validatingadmissionpolicy",
+            name,
+            check=False,
+        )

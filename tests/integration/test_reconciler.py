@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.integration.operator import IMAGE, Operator, Webhook, frozen_today, own_operator
-from tests.kube import apply, eventually, kubectl
+from tests.kube import apply, eventually, kubectl, refusing
 
 OTHER_IMAGE = "registry.local/adroit/serving-xgboost:1.7"
 
@@ -31,48 +31,7 @@ def op(tmp_path: Path, webhook: Webhook) -> Iterator[Operator]:
 def poison(op: Operator) -> Iterator[str]:
     """A ValidatingAdmissionPolicy that refuses Deployments of flavor `poison` in staging:
     the API server itself refuses the operator's write, as it would a bad field."""
-    name = f"refuse-poison-{op.ns}"
     message = "deployments of flavor poison are refused here"
-    policy = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": name},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {
-                "resourceRules": [
-                    {
-                        "apiGroups": ["apps"],
-                        "apiVersions": ["v1"],
-                        "operations": ["CREATE", "UPDATE"],
-                        "resources": ["deployments"],
-                    }
-                ]
-            },
-            "validations": [
-                {
-                    "expression": "!has(object.metadata.labels) || "
-                    "!('adroit.dev/flavor' in object.metadata.labels) || "
-                    "object.metadata.labels['adroit.dev/flavor'] != 'poison'",
-                    "message": message,
-                }
-            ],
-        },
-    }
-    binding = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": name},
-        "spec": {
-            "policyName": name,
-            "validationActions": ["Deny"],
-            "matchResources": {
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": op.staging}}
-            },
-        },
-    }
-    apply(policy)
-    apply(binding)
     probe = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -89,19 +48,19 @@ def poison(op: Operator) -> Iterator[str]:
             },
         },
     }
-    eventually(
-        lambda: (
-            message
-            in kubectl(
-                "apply", "--dry-run=server", "-f", "-", stdin=json.dumps(probe), check=False
-            ).stderr
-        ),
-        what="the policy to be in force",
+    rule = {
+        "apiGroups": ["apps"],
+        "apiVersions": ["v1"],
+        "operations": ["CREATE", "UPDATE"],
+        "resources": ["deployments"],
+    }
+    expression = (
+        "!has(object.metadata.labels) || "
+        "!('adroit.dev/flavor' in object.metadata.labels) || "
+        "object.metadata.labels['adroit.dev/flavor'] != 'poison'"
     )
-    yield message
-    kubectl(
-        "delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", name, check=False
-    )
+    with refusing(f"refuse-poison-{op.ns}", rule, expression, message, op.staging, probe):
+        yield message
 
 
 def test_a_refused_write_fails_its_car_and_nothing_else(
