@@ -182,7 +182,8 @@ def test_a_shadow_that_does_not_fit_the_quota_waits(tmp_path: Path) -> None:
         )
         assert "needs 4500 MiB (ads shadow 4500 MiB)" in status["message"]
         assert len(op.deployments("production", "ads")) == 1, "no half rollout"
-        quota["spec"]["hard"]["requests.memory"] = "12000Mi"
+        # Not a whole number of bytes: the API server stores it as 12562779340800m.
+        quota["spec"]["hard"]["requests.memory"] = "11.7Gi"
         kubectl("apply", "-f", "-", stdin=json.dumps(quota))
         op.wait_phase(train, "Deployed")
         assert len(op.deployments("production", "ads")) == 2

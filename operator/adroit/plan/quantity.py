@@ -39,8 +39,9 @@ def quantity_value(quantity: str) -> Decimal | None:
 
 
 def mebibytes(quantity: str) -> int:
-    """'1500Mi' -> 1500, '2Gi' -> 2048, '1G' -> 953 (rounded down)."""
+    """'1500Mi' -> 1500, '2Gi' -> 2048, '1G' -> 953 (rounded down). The API server writes a
+    byte count that is not whole in milli units: '1.1Gi' is stored as '1181116006400m'."""
     value = quantity_value(quantity)
-    if value is None or quantity.strip().endswith("m"):
+    if value is None:
         raise ValueError(f"not a memory quantity: {quantity!r}")
     return int(value // 2**20)
