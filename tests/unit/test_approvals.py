@@ -88,6 +88,7 @@ def request(**changes: object) -> Request:
         ({"user": "operator"}, "drives train t"),
         ({"user": "dave"}, "dave made the change train t carries for ads"),
         ({"user": "dave", "separation_of_duties": False}, None),
+        ({"user": "d" * 254}, "your username is 254 characters long"),
         ({"phase": Phase.STAGING}, "train t is Staging, not AwaitingApproval"),
         ({"phase": None}, "train t is Queued, not AwaitingApproval"),
         ({"phase": Phase.DEPLOYED}, "train t already ended (Deployed)"),

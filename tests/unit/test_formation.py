@@ -63,6 +63,32 @@ def test_two_thousand_changes_form_one_train_and_the_next_change_waits() -> None
     assert [c["flavor"] for c in later.train["spec"]["cars"]] == sorted(left)
 
 
+def test_an_author_written_past_the_webhook_that_no_train_can_record_stops_no_train() -> None:
+    """With the webhook away (its failurePolicy for Flavors is Ignore), a hand-written
+    adroit.dev/changed-by can be longer than a train records: that name is left out, and the
+    train still forms with every change."""
+    long = "x" * 300
+    flavors = {
+        name: FlavorView(
+            name=name,
+            spec=spec("v1"),
+            generation=1,
+            status=FlavorStatus(),
+            author=author,
+            changes=(("r0", long), ("r1", "bob")),
+        )
+        for name, author in (("ads", long), ("search", "carol"))
+    }
+    formation = form_train(World(now=MONDAY_NOON, flavors=flavors), settings())
+    assert formation is not None
+    train = TrainSpec.model_validate(formation.train["spec"])  # the API server takes it
+    cars = {c.flavor: c for c in train.cars}
+    assert set(cars) == {"ads", "search"}
+    assert (cars["ads"].author, cars["ads"].authors) == (None, ["bob"])
+    assert cars["search"].authors == ["bob", "carol"]
+    assert len(train.engineer) <= 253
+
+
 def test_a_revert_ships() -> None:
     sim = Sim()
     deployed(sim, "ads", "v1")

@@ -206,6 +206,17 @@ def test_a_trusted_writer_names_the_author() -> None:
     assert (unchanged.author, unchanged.refusal) == ("bob", None)
 
 
+def test_an_author_no_train_can_record_is_refused_at_the_door() -> None:
+    """A train records authors in at most 253 characters: a longer one would make the
+    operator's own train invalid, and every train after it wait."""
+    robot = "system:serviceaccount:adroit:" + "x" * 230
+    assert "your username is 259 characters long" in (write_author(robot, {}, {}, []).refusal or "")
+    claimed = {names.AUTHOR: "c" * 254}
+    says = write_author(ARGOCD, {}, claimed, [ARGOCD]).refusal or ""
+    assert f"{names.AUTHOR} is 254 characters long" in says
+    assert write_author("x" * 253, {}, {}, []).refusal is None
+
+
 def test_every_author_since_the_revision_production_runs() -> None:
     text = None
     for revision, author in (("r1", "bob"), ("r2", "carol"), ("r3", "dave"), ("r4", "bob")):

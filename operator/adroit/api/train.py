@@ -34,6 +34,9 @@ ENDED_BADLY = FINISHED - {Phase.DEPLOYED}
 # One train carries a platform-wide change (one approval); the operator forms
 # trains of at most this many cars, and the rest board the next.
 MAX_CARS = 2000
+# The longest username a train records (a car's authors, its engineer): a Kubernetes name.
+USERNAME_LIMIT = 253
+MAX_AUTHORS = 100  # the authors a car names (the webhook remembers as many changes)
 
 
 class CarState(StrEnum):
@@ -97,11 +100,13 @@ class Car(Resource):
         description="The serving image of the car's shadow, when it has one.",
     )
     author: str | None = Field(
-        default=None, max_length=253, description="Who made the change this car carries."
+        default=None, max_length=USERNAME_LIMIT, description="Who made the change this car carries."
     )
-    authors: list[Annotated[str, Field(max_length=253, description="A username.")]] | None = Field(
+    authors: (
+        list[Annotated[str, Field(max_length=USERNAME_LIMIT, description="A username.")]] | None
+    ) = Field(
         default=None,
-        max_length=100,
+        max_length=MAX_AUTHORS,
         description="Everyone who changed the flavor since the revision production runs, as "
         "the admission webhook recorded them: none of them may approve the train.",
     )
@@ -122,7 +127,7 @@ class TrainSpec(Resource):
 
     engineer: str = Field(
         min_length=1,
-        max_length=253,
+        max_length=USERNAME_LIMIT,
         description="Who drives the train and is notified of every step that needs them.",
     )
     cars: list[Car] = Field(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from adroit.api import names
-from adroit.api.train import FINISHED, Phase, TrainSpec, TrainStatus
+from adroit.api.train import FINISHED, USERNAME_LIMIT, Phase, TrainSpec, TrainStatus
 from adroit.plan.cars import needs_approval
 
 GUARDED = (names.APPROVED, names.OVERRIDE_WINDOW)  # need the verb `approve`
@@ -158,6 +158,12 @@ def refusal(req: Request) -> str | None:
             "`approve` on trains.adroit.dev (ClusterRole adroit-approver); ask an approver"
         )
     if req.separation_of_duties:
+        if len(req.user) > USERNAME_LIMIT:  # a train cannot record such an author: never check
+            return (
+                f"your username is {len(req.user)} characters long; a train records the "
+                f"authors of its changes in at most {USERNAME_LIMIT}, so it cannot tell whether "
+                f"you made one of them: {_verb(key)} it as a user with a shorter name"
+            )
         if req.user in (req.spec.engineer, req.created_by):
             return (
                 f"{req.user} drives train {req.train} and may not {_verb(key)} it "

@@ -18,9 +18,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from adroit.api import names
+from adroit.api.train import MAX_AUTHORS, USERNAME_LIMIT
 
 # Changes remembered per Flavor: older ones are forgotten (a train then names only these).
-HISTORY_LIMIT = 100
+HISTORY_LIMIT = MAX_AUTHORS
 
 Change = tuple[str, str]  # (revision, author)
 
@@ -42,7 +43,22 @@ def write_author(
     """The author of a Flavor write by `user`, given the old and new annotations."""
     claimed = new.get(names.AUTHOR)
     if user in trusted:
+        if claimed is not None and len(claimed) > USERNAME_LIMIT:
+            return Authorship(
+                user,
+                f"{names.AUTHOR} is {len(claimed)} characters long; a train records an author "
+                f"in at most {USERNAME_LIMIT}: name the commit's author more briefly (a "
+                "username or an e-mail address)",
+            )
         return Authorship(claimed or user)
+    if len(user) > USERNAME_LIMIT:
+        return Authorship(
+            user,
+            f"your username is {len(user)} characters long ({user[:40]}...); a train records "
+            f"the authors of its changes in at most {USERNAME_LIMIT}, so that none of them "
+            "approves their own change: change the Flavor as a user (or ServiceAccount) with a "
+            "shorter name, or through the GitOps pipeline",
+        )
     if claimed != old.get(names.AUTHOR):
         return Authorship(
             user,

@@ -14,7 +14,7 @@ from typing import Any
 from adroit.api import names
 from adroit.api.flavor import FlavorSpec
 from adroit.api.settings import Settings
-from adroit.api.train import ENDED_BADLY, MAX_CARS, Car, TrainSpec
+from adroit.api.train import ENDED_BADLY, MAX_AUTHORS, MAX_CARS, USERNAME_LIMIT, Car, TrainSpec
 from adroit.plan.authorship import authors_since
 from adroit.plan.cars import CarError, images_for, snapshot_name
 from adroit.plan.render import Manifest
@@ -129,12 +129,20 @@ def _since(view: FlavorView) -> datetime | None:
     )
 
 
+def _recordable(author: str | None) -> str | None:
+    """An author a train can record. The webhook refuses longer names; one written past it
+    is left out rather than let the train it rides be refused, and every train after it
+    (an approver with such a name is refused: no author of the change approves it)."""
+    return author if author is not None and len(author) <= USERNAME_LIMIT else None
+
+
 def _authors(view: FlavorView, running: str | None) -> list[str] | None:
     """Everyone who changed the flavor since the revision that runs (and its last author)."""
-    authors = authors_since(view.changes, running)
-    if view.author and view.author not in authors:
-        authors.append(view.author)
-    return authors or None
+    authors = [a for a in authors_since(view.changes, running) if _recordable(a)]
+    author = _recordable(view.author)
+    if author and author not in authors:
+        authors.append(author)
+    return authors[-MAX_AUTHORS:] or None
 
 
 def _change(view: FlavorView, world: World, settings: Settings) -> tuple[Car, bool] | None:
@@ -144,7 +152,7 @@ def _change(view: FlavorView, world: World, settings: Settings) -> tuple[Car, bo
         if any(world.production.of(name)) and not (
             _carried(world, name, None, None) or _ended_badly(world, name, None, None)
         ):
-            return Car(flavor=name, remove=True, author=view.author), True
+            return Car(flavor=name, remove=True, author=_recordable(view.author)), True
         return None
     revision = view.revision
     home = world.staging if view.spec.staging_only else world.production
@@ -162,7 +170,7 @@ def _change(view: FlavorView, world: World, settings: Settings) -> tuple[Car, bo
         update = {
             "image": image,
             "shadow_image": shadow_image,
-            "author": view.author,
+            "author": _recordable(view.author),
             "authors": _authors(view, running.revision if running is not None else None),
         }
         return car.model_copy(update=update), True
@@ -197,7 +205,7 @@ def form_train(world: World, settings: Settings) -> Formation | None:
     changes.sort(key=lambda c: (c[0] is None, c[0] or world.now, c[1].flavor))
     changes = changes[:MAX_CARS]
     first = changes[0][2]
-    engineer = first.author or first.spec.owner
+    engineer = _recordable(first.author) or first.spec.owner
     spec = TrainSpec(
         engineer=engineer,
         cars=[c for _, c, _, _ in changes],
