@@ -159,6 +159,8 @@ class Informer:
                 if kind == "BOOKMARK":
                     continue
                 name = obj["metadata"]["name"]
+                if kind != "DELETED" and self.versions.get(name) == self.resource_version:
+                    continue  # a write of ours, already in the cache (Controller.remember)
                 self._store(name, None if kind == "DELETED" else obj)
         finally:
             response.release()
