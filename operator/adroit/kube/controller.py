@@ -262,6 +262,10 @@ class Controller:
         self.enqueue(TRAINS)
         view = new or old
         assert view is not None
+        if new is None:  # what was kept for the train goes with it (pruned trains add up)
+            self._resolved_views.pop(view.name, None)
+            for key in [k for k in self._specs if k[0] == view.uid]:
+                del self._specs[key]
         if old is None or new is None or old.status.phase != new.status.phase:
             # Its phase decides what its cars' flavors should run in each stage.
             for car in view.spec.cars:
