@@ -76,6 +76,14 @@ INVALID = [
         {**_with("shadow", SHADOW), "stagingOnly": True},
         "a staging-only flavor has no shadow",
     ),
+    (
+        "prediction-path-unicode-space",  # RE2 and the operator's pydantic must agree
+        _with(
+            "verification",
+            {"predictions": [{"name": "p", "body": "{}", "path": "/v2/models/a\u00a0b/infer"}]},
+        ),
+        "spec.verification.predictions[0].path: Invalid value",
+    ),
     # nodeSelector goes into the pods' spec, where the API server checks it as labels.
     (
         "selector-value-space",

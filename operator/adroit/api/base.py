@@ -18,6 +18,10 @@ LABEL_KEY = (
 MAX_LABEL_KEY_PREFIX = 253
 MAX_LABEL_KEY = MAX_LABEL_KEY_PREFIX + 1 + 63
 MAX_LABEL_VALUE = 63
+# An HTTP path of printable ASCII characters. Not `\S`: RE2 (the API server's) and Rust's
+# regex (pydantic's) disagree on Unicode spaces, and a path admitted by one and refused by
+# the other made a Flavor the operator could not read.
+URL_PATH = r"^/[!-~]*$"
 
 
 class Resource(BaseModel):

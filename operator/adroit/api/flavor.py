@@ -12,6 +12,7 @@ from adroit.api.base import (
     MAX_LABEL_KEY,
     MAX_LABEL_KEY_PREFIX,
     MAX_LABEL_VALUE,
+    URL_PATH,
     Report,
     Resource,
     cel,
@@ -320,7 +321,7 @@ class Prediction(Resource):
     path: str | None = Field(
         default=None,
         max_length=1024,
-        pattern=r"^/\S*$",
+        pattern=URL_PATH,
         description="Where to POST it; the protocol's inference path by default (v2: "
         "/v2/models/MODEL/infer, v1: /v1/models/MODEL:predict).",
     )

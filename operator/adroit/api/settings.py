@@ -20,7 +20,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from adroit.api.base import DNS_LABEL
+from adroit.api.base import DNS_LABEL, URL_PATH
 
 _DURATION_PART = re.compile(r"(\d+)(h|m|s)")
 _UNITS = {"h": 3600, "m": 60, "s": 1}
@@ -262,12 +262,12 @@ class Runtime(Section):
     port: int = Field(default=8080, ge=1, le=65535, description="The serving HTTP port.")
     readiness_path: str | None = Field(
         default=None,
-        pattern=r"^/\S*$",
+        pattern=URL_PATH,
         description="Readiness probe path ({name}: the model's name); the protocol's by default.",
     )
     liveness_path: str | None = Field(
         default=None,
-        pattern=r"^/\S*$",
+        pattern=URL_PATH,
         description="Liveness probe path; the protocol's by default.",
     )
 
