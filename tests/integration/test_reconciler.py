@@ -189,6 +189,25 @@ def test_drift_is_put_back(op: Operator) -> None:
     assert ready
 
 
+def test_a_deleted_production_deployment_is_put_back_without_a_train(op: Operator) -> None:
+    """Deleted by hand, what production ran comes back like any drift: not a new train that
+    waits for an approval while the stable Service routes to nothing."""
+    shipped = op.ship(op.flavor("ads", version="v1"))
+    [deployment] = op.deployments("production", "ads")
+    name, uid = deployment["metadata"]["name"], deployment["metadata"]["uid"]
+    kubectl("delete", "deployment", name, "-n", op.production)
+    back = eventually(
+        lambda: next(
+            (d for d in op.deployments("production", "ads") if d["metadata"]["uid"] != uid), None
+        ),
+        what="the deleted production Deployment to come back",
+    )
+    assert back["metadata"]["name"] == name, "the same release"
+    assert op.model_version("production", "ads") == "v1"
+    time.sleep(2)  # a train would have formed by now
+    assert [t["metadata"]["name"] for t in op.trains()] == [shipped], "no train, no approval"
+
+
 def test_flavor_at_zero_replicas_is_not_ready(op: Operator) -> None:
     op.ship(op.flavor("ads", version="v1"))
     [deployment] = op.deployments("production", "ads")

@@ -13,7 +13,7 @@ from adroit.api.flavor import FlavorSpec, FlavorStatus
 from adroit.api.settings import Settings, parse_settings
 from adroit.api.train import FINISHED, ON_THE_TRACKS, Phase, TrainSpec, TrainStatus
 from adroit.plan.cars import snapshot_name
-from adroit.plan.formation import snapshot_spec
+from adroit.plan.formation import REVISION_LABEL, snapshot_spec
 from adroit.plan.machine import Notice
 from adroit.plan.observe import managed_of, workload_of
 from adroit.plan.quantity import mebibytes
@@ -156,7 +156,10 @@ class Sim:
             staging=self.stage_world(Stage.STAGING),
             production=self.stage_world(Stage.PRODUCTION),
             errors=errors,
-            snapshots=frozenset(self.revisions),
+            snapshots={
+                name: snapshot_spec(kept["metadata"]["labels"][REVISION_LABEL], kept["data"])
+                for name, kept in self.revisions.items()
+            },
         )
 
     def step(self) -> Plan:

@@ -340,7 +340,7 @@ class Controller:
             staging=self._stage_world(Stage.STAGING),
             production=self._stage_world(Stage.PRODUCTION),
             errors=dict(self.errors),
-            snapshots=frozenset(self.revisions.items),
+            snapshots=dict(self.revisions.items),
             unreadable={
                 n: v for n, v in self.flavors.items.items() if isinstance(v, UnreadableFlavor)
             },

@@ -16,8 +16,8 @@ from adroit.api.flavor import FlavorSpec
 from adroit.api.settings import Settings
 from adroit.api.train import ENDED_BADLY, MAX_AUTHORS, MAX_CARS, USERNAME_LIMIT, Car, TrainSpec
 from adroit.plan.authorship import authors_since
-from adroit.plan.cars import CarError, images_for, snapshot_name
-from adroit.plan.render import Manifest
+from adroit.plan.cars import CarError, car_release, images_for, snapshot_name
+from adroit.plan.render import Manifest, Release
 from adroit.plan.revision import flavor_revision
 from adroit.plan.runbook import dropped_from
 from adroit.plan.world import FlavorView, World
@@ -145,6 +145,29 @@ def _authors(view: FlavorView, running: str | None) -> list[str] | None:
     return authors[-MAX_AUTHORS:] or None
 
 
+def restorable(world: World, flavor: str, settings: Settings) -> Release | None:
+    """What production runs for a flavor whose production Deployment is gone (deleted by
+    hand): what the latest train to change its production put there, to be put back like
+    any drift. None: nothing to put back (never shipped, removed, being deleted, or the
+    snapshot of that spec is gone), and a change of the flavor waits for a train."""
+    view = world.flavors.get(flavor)
+    shipped = world.shipped_car(flavor)
+    if view is None or view.deleting or shipped is None:
+        return None
+    train, car = shipped
+    if car.remove:
+        return None
+    if car.spec is None:  # a finished train's car: its spec is in its snapshot
+        spec = world.snapshots.get(snapshot_name(flavor, car.revision or ""))
+        if spec is None:
+            return None
+        car = car.model_copy(update={"spec": spec})
+    try:
+        return car_release(car, train.name, settings)
+    except CarError:
+        return None
+
+
 def _change(view: FlavorView, world: World, settings: Settings) -> tuple[Car, bool] | None:
     """The car a flavor's change needs, and whether it changes the flavor's definition."""
     name = view.name
@@ -157,6 +180,8 @@ def _change(view: FlavorView, world: World, settings: Settings) -> tuple[Car, bo
     revision = view.revision
     home = world.staging if view.spec.staging_only else world.production
     running = home.running_release(name)
+    if running is None and not view.spec.staging_only:
+        running = restorable(world, name, settings)  # put back at once, no train
     image: str | None
     shadow_image: str | None
     try:
@@ -268,5 +293,5 @@ def prune(world: World, settings: Settings) -> Pruning:
     referred |= {snapshot_name(name, view.revision) for name, view in world.flavors.items()}
     return Pruning(
         trains=tuple(t.name for t in gone),
-        revisions=tuple(sorted(world.snapshots - referred)),
+        revisions=tuple(sorted(set(world.snapshots) - referred)),
     )

@@ -24,7 +24,7 @@ from adroit.api.train import ENDED_BADLY, Phase
 from adroit.plan.cars import car_release, goes_to_production
 from adroit.plan.converge import Writes, converge
 from adroit.plan.flavors import flavor_status
-from adroit.plan.formation import Formation, Pruning, form_train, prune
+from adroit.plan.formation import Formation, Pruning, form_train, prune, restorable
 from adroit.plan.render import Manifest, Release, render_stage
 from adroit.plan.runbook import dropped_from
 from adroit.plan.stages import Stage, stage_namespace
@@ -114,7 +114,9 @@ def production_target(flavor: str, world: World, settings: Settings) -> Target |
     put_by = {w.release.train for w in workloads if w.release is not None}
     if put_by and all(world.phase_of(name) in ENDED_BADLY for name in put_by):
         return Target(None)  # a first promotion that failed: nothing of it may stay
-    return None
+    restored = restorable(world, flavor, settings)
+    # Its Deployment deleted by hand: what the last train shipped is put back, as any drift.
+    return Target(restored) if restored is not None else None
 
 
 def _dropped(world: World, train: str, flavor: str) -> bool:

@@ -17,6 +17,7 @@ from adroit.api.train import (
     FINISHED,
     ON_THE_TRACKS,
     Car,
+    CarState,
     CarStatus,
     Phase,
     TrainSpec,
@@ -262,8 +263,9 @@ class World:
     # The API server's own message for a write of (flavor, stage) that it refused, or
     # why that write could not be computed; the train carrying the flavor fails that car.
     errors: Mapping[tuple[str, Stage], str] = field(default_factory=dict)
-    # The names of the ControllerRevisions (car spec snapshots) the operator made.
-    snapshots: frozenset[str] = frozenset()
+    # The ControllerRevisions (car spec snapshots) the operator made, by name: the spec each
+    # keeps (None: it does not match its revision). Finished trains' cars are not resolved.
+    snapshots: Mapping[str, FlavorSpec | None] = field(default_factory=dict)
     # Flavors that exist but cannot be read: left as they run.
     unreadable: Mapping[str, UnreadableFlavor] = field(default_factory=dict)
     # What the verification checks found, by (train, flavor) (adroit.kube.verifier runs them).
@@ -317,6 +319,27 @@ class World:
     def unfinished_cars(self, flavor: str) -> tuple[Held, ...]:
         """Every car of `flavor` on a train that has not finished, first created first."""
         return self._unfinished_cars.get(flavor, ())
+
+    @cached_property
+    def _shipped_cars(self) -> dict[str, Held]:
+        # Only built when a flavor's production objects are gone: a walk over every car.
+        shipped: dict[str, Held] = {}
+        for train in self.trains:
+            if train.status.phase != Phase.DEPLOYED:
+                continue
+            states = train.car_status
+            for car in train.spec.cars:
+                state = states.get(car.flavor)
+                if state is None or state.production != CarState.DEPLOYED:
+                    continue
+                seen = shipped.get(car.flavor)
+                if seen is None or seen[0].order < train.order:
+                    shipped[car.flavor] = (train, car)
+        return shipped
+
+    def shipped_car(self, flavor: str) -> Held | None:
+        """The car of `flavor` that the latest train to change its production put there."""
+        return self._shipped_cars.get(flavor)
 
     def latest_car(self, flavor: str) -> Held | None:
         """The car of `flavor` on the latest train that carried it, finished or not."""
