@@ -183,6 +183,9 @@ def prometheus(*samples: tuple[dict[str, str], str]) -> str:
     return json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}})
 
 
+SUCCESS_WITH = '{"status": "success", "data": %s}'
+
+
 def test_a_metric_is_judged_against_its_bounds() -> None:
     metric = MetricCheck.model_validate({"name": "errors", "query": "q", "below": 0.01})
     within = samples_of(200, prometheus(({}, "0.001")))
@@ -206,6 +209,15 @@ def test_a_metric_is_judged_against_its_bounds() -> None:
         (200, prometheus(({}, "NaN")), "no data"),
         (None, "http://prom: Cannot connect", "Prometheus did not answer"),
         (400, '{"status": "error", "error": "parse error"}', "refused the query (HTTP 400)"),
+        # A proxy in front of Prometheus, or something else on its port, answers 200 with
+        # JSON of another shape: a reason, as for no answer at all, not an exception.
+        (200, "[]", "HTTP 200 with JSON that is not an object, as a query answer is: []"),
+        (200, "null", "JSON that is not an object"),
+        (200, '"ok"', "JSON that is not an object"),
+        (200, '{"status": "success", "data": ["x"]}', "a result that cannot be read"),
+        (200, SUCCESS_WITH % '{"resultType": "vector", "result": [{"value": "x"}]}', "cannot"),
+        (200, SUCCESS_WITH % '{"resultType": "vector", "result": 7}', "cannot be read"),
+        (200, SUCCESS_WITH % '{"resultType": "scalar", "result": [1, "fast"]}', "cannot be read"),
     ],
 )
 def test_no_metric_data_fails_by_default_and_passes_when_the_setting_says(
@@ -254,6 +266,12 @@ def test_a_shadow_without_numbers_follows_the_setting() -> None:
     assert refused.reason == "ShadowNotCompared"
     assert "the shadow's numbers: no data" in refused.message
     assert judge_shadow(soak(), SideNumbers(0.0, 0.05), sides, LENIENT).passed
+    unreadable = side_numbers(samples_of(200, "[]"), [({}, 0.1)])
+    refused = judge_shadow(soak(), unreadable, SideNumbers(0.0, 0.05), SETTINGS)
+    assert (refused.passed, refused.reason) == (False, "ShadowNotCompared")
+    assert "the primary's numbers: Prometheus answered HTTP 200 with JSON that is not an" in (
+        refused.message
+    )
     assert soak().query('x{deployment="$deployment"}[$window]', "ads-s") == (
         'x{deployment="ads-s"}[1800s]'
     )

@@ -357,26 +357,41 @@ Sample = tuple[Mapping[str, str], float]
 
 def samples_of(status: int | None, body: str) -> list[Sample] | str:
     """A Prometheus query answer as samples; or why there are none to judge (no data, an
-    error), for a person."""
+    error, an answer in another shape, as a proxy in front of Prometheus may give), for a
+    person."""
     if status is None:
         return f"Prometheus did not answer: {body}"
     try:
         doc = json.loads(body)
     except ValueError:
         return f"Prometheus answered HTTP {status}, not JSON: {excerpt(body, 120)}"
+    if not isinstance(doc, dict):
+        return (
+            f"Prometheus answered HTTP {status} with JSON that is not an object, as a query "
+            f"answer is: {excerpt(body, 120)}"
+        )
     if doc.get("status") != "success":
         return (
             f"Prometheus refused the query (HTTP {status}): {doc.get('error', excerpt(body, 120))}"
         )
-    data = doc.get("data") or {}
-    kind, result = data.get("resultType"), data.get("result")
-    found: list[Sample] = []
-    if kind == "scalar" and isinstance(result, list):
-        found = [({}, float(result[1]))]
-    elif kind == "vector":
-        found = [(item.get("metric") or {}, float(item["value"][1])) for item in result or []]
+    try:
+        found = _samples(doc.get("data"))
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError):
+        shown = excerpt(body, 120)
+        return f"Prometheus answered HTTP {status} with a result that cannot be read: {shown}"
     found = [(labels, value) for labels, value in found if not math.isnan(value)]
     return found or "no data: the query returned no sample"
+
+
+def _samples(data: Any) -> list[Sample]:
+    """The samples of a query answer's `data`; raises on a shape Prometheus does not send."""
+    data = data or {}
+    kind, result = data.get("resultType"), data.get("result")
+    if kind == "scalar" and isinstance(result, list):
+        return [({}, float(result[1]))]
+    if kind == "vector":
+        return [(dict(item.get("metric") or {}), float(item["value"][1])) for item in result or []]
+    return []
 
 
 def _labels(labels: Mapping[str, str]) -> str:

@@ -17,7 +17,8 @@ async def query(
         async with session.get(
             url, params=params, timeout=aiohttp.ClientTimeout(total=within)
         ) as response:
-            return samples_of(response.status, await response.text())
+            # Bytes that are not text are shown as such, not raised (plan judges the answer).
+            return samples_of(response.status, await response.text(errors="replace"))
     except (aiohttp.ClientError, TimeoutError) as error:
         why = str(error) or type(error).__name__
         return samples_of(None, f"{base_url}: {why}")
