@@ -7,7 +7,9 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -251,3 +253,76 @@ def test_the_api_server_refuses_a_load_check_without_predictions(op: Operator) -
     refused = apply(manifest, user="bob", check=False)
     assert refused.returncode != 0
     assert "a load check sends the predictions' bodies" in refused.stderr
+
+
+def settled(op: Operator, train: str, *phases: str) -> dict[str, Any]:
+    """The train once it is in one of `phases` (the first it reaches)."""
+    eventually(
+        lambda: op.phase(train) in phases,
+        timeout=90,
+        what=f"train {train} to be one of {phases} (is {op.phase(train)})",
+    )
+    return op.get("train", train)
+
+
+class OddPrometheus:
+    """Something on Prometheus's address that answers every query 200 with a JSON array, as
+    a misconfigured proxy in front of it may; it remembers the queries."""
+
+    def __init__(self) -> None:
+        self.queries: list[str] = []
+        odd = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                odd.queries.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b"[]")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_shadow_whose_numbers_cannot_be_read_is_not_given_live_traffic(
+    tmp_path: Path,
+) -> None:
+    """The comparison ends with a reason (as when Prometheus does not answer), never a train
+    that says ShadowSoaking for ever."""
+    prometheus = OddPrometheus()
+    verification = {"prometheusUrl": prometheus.url, "shadow": {"soakTime": "1s"}}
+    try:
+        with own_operator(tmp_path, timeouts={"verifyFor": "2s"}, verification=verification) as op:
+            op.start()
+            op.ship(op.flavor("ads", shadow={"model": {"version": "v2"}, "mirrorPercent": 10}))
+            assert prometheus.queries == [], "no comparison while the shadow only mirrors"
+
+            live = {"model": {"version": "v2"}, "mirrorPercent": 0, "trafficPercent": 30}
+            known = {t["metadata"]["name"] for t in op.trains()}
+            apply(op.flavor("ads", shadow=live), user="bob")
+            train = op.new_train(known)
+            op.wait_phase(train, "AwaitingApproval")
+            op.approve(train)
+            status = settled(op, train, "Failed", "Deployed")["status"]
+            assert status["phase"] == "Failed", status
+            assert status["reason"] == "RunbookRefused"
+            assert "every car was taken out" in status["message"]
+            odd = "Prometheus answered HTTP 200 with JSON that is not an object"
+            assert odd in status["message"]
+            notes = [h for h in status["history"] if h["reason"] == "ShadowNotCompared"]
+            assert notes, status["history"]
+            assert "cannot compare the shadow with the primary" in notes[0]["message"]
+            assert prometheus.queries, "Prometheus was asked"
+            traffic = op.get("flavor", "ads")["status"]["production"]["traffic"]
+            assert traffic["shadowPercent"] == 0, "the shadow gets no live traffic"
+    finally:
+        prometheus.close()

@@ -5,7 +5,8 @@ then, once the verification time is up, the metric queries), so a slow model
 server holds up neither the event loop nor any other flavor. What they find is
 kept in `results`, which the controller hands to the plan as World.checks; each
 new finding enqueues the trains. The plan decides what runs
-(plan.verification.checks_due) and what the answers mean.
+(plan.verification.checks_due) and what the answers mean. Every run ends with a
+result, also one that raised.
 """
 
 import asyncio
@@ -23,6 +24,7 @@ from adroit.kube import rest
 from adroit.plan.verification import (
     PREDICTION,
     PREDICTION_FAILED,
+    SHADOW,
     CarChecks,
     Sample,
     ShadowSoak,
@@ -43,11 +45,18 @@ from adroit.probes import prometheus, serving
 
 log = logging.getLogger("adroit.verifier")
 Key = tuple[str, str]
+CHECK_ERROR = "CheckError"
 
 
 def _round(check: "CarChecks | ShadowSoak") -> datetime:
     """What identifies one run of a car's checks (a new round starts them again)."""
     return check.until if isinstance(check, CarChecks) else check.ready_at
+
+
+def _could_not_run(kind: str, name: str, what: str, error: Exception) -> Verdict:
+    """A failed verdict for checks that raised (a bug): a clear result, never a wait for ever."""
+    why = f"{what} could not run: {type(error).__name__}: {error}"
+    return Verdict(kind, name, False, CHECK_ERROR, why)
 
 
 class Verifier:
@@ -119,11 +128,27 @@ class Verifier:
             raise
         except Exception as error:  # a bug: say so, and fail the car rather than wait forever
             log.exception("verification checks of %s in train %s", check.flavor, check.train)
-            why = f"car {check.flavor}: its checks could not run: {type(error).__name__}: {error}"
-            verdicts.append(Verdict("check", "checks", False, "CheckError", why))
+            verdicts.append(
+                _could_not_run("check", "checks", f"car {check.flavor}: its checks", error)
+            )
             publish(True)
 
     async def _soak(self, soak: ShadowSoak) -> None:
+        """Compare the shadow with its primary, and publish the verdict whatever happens: the
+        train waits for it before the shadow gets live traffic."""
+        try:
+            verdict = await self._compare(soak)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # a bug: say so, and take the car out rather than wait
+            log.exception("shadow comparison of %s in train %s", soak.flavor, soak.train)
+            what = f"car {soak.flavor}: the comparison of its shadow with its primary"
+            verdict = _could_not_run(SHADOW, soak.flavor, what, error)
+        log.info("train %s: %s", soak.train, verdict.message)
+        self.results[soak.key] = CheckResults(soak.ready_at, (verdict,), True)
+        self.found()
+
+    async def _compare(self, soak: ShadowSoak) -> Verdict:
         """Compare the shadow's error ratio and latency with the primary's over the soak."""
         rules = self.settings.verification.shadow
         url = self.settings.verification.prometheus_url
@@ -139,10 +164,7 @@ class Verifier:
                 now = datetime.now(UTC)
                 samples.append(await prometheus.query(self._http(), str(url), query, now, timeout))
             sides.append(side_numbers(*samples))
-        verdict = judge_shadow(soak, sides[0], sides[1], self.settings)
-        log.info("train %s: %s", soak.train, verdict.message)
-        self.results[soak.key] = CheckResults(soak.ready_at, (verdict,), True)
-        self.found()
+        return judge_shadow(soak, sides[0], sides[1], self.settings)
 
     async def _requests(self, check: CarChecks) -> list[Verdict]:
         """The predictions, one after the other, then the load check: the verdicts so far,
