@@ -3,18 +3,23 @@ models trained in the set-up, a real Prometheus scraping it, the operator's chec
 HTTP. Fake nodes run no containers, so the settings' endpoint template sends a stage's
 Service to the local MLServer, where the Flavor's model name picks the model."""
 
+import base64
 import json
 import os
 import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from aiohttp import web
 
+from tests.integration.api_proxy import CountingProxy, access
 from tests.integration.operator import Operator, Webhook, free_port, own_operator
 from tests.kube import REPO, apply, eventually, kubectl
 
@@ -34,6 +39,11 @@ FLOWERS = json.dumps(
     }
 )
 SETOSA_AND_VIRGINICA = json.dumps({"predict": [0, 2]})
+FROM_A_CONFIG_MAP = {
+    "name": "from-a-config-map",
+    "bodyFrom": {"name": "iris-requests", "key": "flowers.json"},
+    "expect": {"outputs": SETOSA_AND_VIRGINICA},
+}
 
 
 @pytest.fixture(scope="session")
@@ -108,6 +118,13 @@ def prediction(max_latency: str = "1s", **expect: Any) -> dict[str, Any]:
     }
 
 
+def request_body_in_a_config_map(op: Operator) -> None:
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "iris-requests"}}
+    body["metadata"]["namespace"] = op.ns
+    body["data"] = {"flowers.json": FLOWERS}
+    apply(body)
+
+
 def ship_until(op: Operator, manifest: dict[str, Any], phase: str) -> dict[str, Any]:
     known = {t["metadata"]["name"] for t in op.trains()}
     apply(manifest, user="bob")
@@ -132,20 +149,12 @@ def told(op: Operator, notices: Webhook, train: str, words: str) -> None:
 
 def test_a_good_model_passes_its_predictions_load_and_metrics(op: Operator) -> None:
     # A large body may live in a ConfigMap beside the Flavor.
-    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "iris-requests"}}
-    body["metadata"]["namespace"] = op.ns
-    body["data"] = {"flowers.json": FLOWERS}
-    apply(body)
-    from_config_map = {
-        "name": "from-a-config-map",
-        "bodyFrom": {"name": "iris-requests", "key": "flowers.json"},
-        "expect": {"outputs": SETOSA_AND_VIRGINICA},
-    }
+    request_body_in_a_config_map(op)
     manifest = checked_flavor(
         op,
         "iris-good",
         "iris",
-        predictions=[prediction(), from_config_map],
+        predictions=[prediction(), FROM_A_CONFIG_MAP],
         load={"requestsPerSecond": 20, "duration": "1s", "maxP99Latency": "500ms"},
         metrics=[
             {
@@ -255,6 +264,90 @@ def test_the_api_server_refuses_a_load_check_without_predictions(op: Operator) -
     assert "a load check sends the predictions' bodies" in refused.stderr
 
 
+def test_a_missing_body_config_map_rolls_the_train_back_with_the_api_servers_message(
+    op: Operator, notices: Webhook
+) -> None:
+    missing = {**FROM_A_CONFIG_MAP, "bodyFrom": {"name": "no-such-requests", "key": "x.json"}}
+    manifest = checked_flavor(op, "iris-no-body", "iris", predictions=[missing])
+    train = ship_until(op, manifest, "RolledBack")
+    car = failed_car(train)
+    assert car["reason"] == "PredictionFailed"
+    where = f"cannot read its body from ConfigMap {op.ns}/no-such-requests key x.json"
+    assert where in car["message"]
+    assert 'the API server answered 404: configmaps "no-such-requests" not found' in car["message"]
+    told(op, notices, train["metadata"]["name"], 'configmaps "no-such-requests" not found')
+
+
+# --- an API server in trouble, and a Prometheus that answers oddly ---------
+
+# What the API server says when it sheds or cannot serve a request (a Status, as it sends).
+TROUBLE = {
+    429: ("TooManyRequests", "Too many requests, please try again later."),
+    503: ("ServiceUnavailable", "the server is currently unable to handle the request"),
+}
+
+
+@dataclass
+class TroubledProxy(CountingProxy):
+    """The counting proxy, which answers a GET of a path itself with the statuses `faults`
+    holds for it, one a request, before it passes that path on again: an API server whose
+    priority and fairness sheds load (429), or one in trouble (5xx). The API server cannot
+    be made to refuse a GET by a policy, so the proxy does."""
+
+    faults: dict[str, list[int]] = field(default_factory=dict)
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        waiting = self.faults.get(request.path)
+        if request.method != "GET" or not waiting:
+            return await super()._forward(request)
+        status = waiting.pop(0)
+        self.seen += access(request.method, request.path, dict(request.query), status)
+        reason, message = TROUBLE[status]
+        body = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": status}
+        body.update(reason=reason, message=message)
+        return web.json_response(body, status=status, headers={"Retry-After": "1"})
+
+
+def _cluster_ca(tmp_path: Path) -> tuple[str, Path]:
+    """The API server's URL, and its CA in a file."""
+    config = yaml.safe_load(kubectl("config", "view", "--raw", "--minify").stdout)
+    cluster = config["clusters"][0]["cluster"]
+    ca = tmp_path / "cluster-ca.crt"
+    if "certificate-authority-data" in cluster:
+        ca.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
+    else:
+        ca.write_bytes(Path(cluster["certificate-authority"]).read_bytes())
+    return cluster["server"], ca
+
+
+def _through(proxy: CountingProxy, op: Operator, tmp_path: Path) -> Path:
+    """A kubeconfig for the operator's ServiceAccount (its RBAC from deploy/), through the
+    proxy: a token passes a proxy, a client certificate would not."""
+    kubectl("apply", "-f", "-", stdin=op.rbac())
+    account = f"{op.ns}-operator"
+    token = kubectl("create", "token", account, "-n", op.ns, "--duration=1h").stdout.strip()
+    ca = base64.b64encode(proxy.ca_file.read_bytes()).decode()
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "proxied",
+                "cluster": {
+                    "server": f"https://127.0.0.1:{proxy.port}",
+                    "certificate-authority-data": ca,
+                },
+            }
+        ],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": "proxied", "context": {"cluster": "proxied", "user": account}}],
+        "current-context": "proxied",
+    }
+    path = tmp_path / "proxied.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 def settled(op: Operator, train: str, *phases: str) -> dict[str, Any]:
     """The train once it is in one of `phases` (the first it reaches)."""
     eventually(
@@ -263,6 +356,36 @@ def settled(op: Operator, train: str, *phases: str) -> dict[str, Any]:
         what=f"train {train} to be one of {phases} (is {op.phase(train)})",
     )
     return op.get("train", train)
+
+
+READ_BODY = ("configmaps", "iris-requests")
+
+
+def test_a_busy_api_server_is_asked_again_for_a_predictions_body(
+    servers: dict[str, str], tmp_path: Path
+) -> None:
+    server, ca = _cluster_ca(tmp_path)
+    with own_operator(tmp_path, **settings_for(servers)) as op:
+        request_body_in_a_config_map(op)
+        path = f"/api/v1/namespaces/{op.ns}/configmaps/iris-requests"
+        proxy = TroubledProxy(server, ca, tmp_path, faults={path: [429, 429, 503]})
+        try:
+            op.spawn(kubeconfig=_through(proxy, op, tmp_path))
+            manifest = checked_flavor(op, "iris-patient", "iris", predictions=[FROM_A_CONFIG_MAP])
+            known = {t["metadata"]["name"] for t in op.trains()}
+            apply(manifest, user="bob")
+            name = op.new_train(known)
+            train = settled(op, name, "AwaitingApproval", "RolledBack", "Failed")
+            assert train["status"]["phase"] == "AwaitingApproval", train["status"]
+            assert train["status"]["cars"][0]["staging"] == "Verified"
+            reads = [a.status for a in proxy.seen if (a.resource, a.name) == READ_BODY]
+            assert reads == [429, 429, 503, 200], reads
+            log = op.log.read_text()
+            assert "the API server answered 429: Too many requests" in log
+            assert "again in 0.5s" in log
+        finally:
+            op.kill()
+            proxy.close()
 
 
 class OddPrometheus:
@@ -326,3 +449,35 @@ def test_a_shadow_whose_numbers_cannot_be_read_is_not_given_live_traffic(
             assert traffic["shadowPercent"] == 0, "the shadow gets no live traffic"
     finally:
         prometheus.close()
+
+
+def test_an_api_server_busy_for_the_whole_verification_time_rolls_the_train_back(
+    servers: dict[str, str], tmp_path: Path
+) -> None:
+    """Asked again for 30 s at least (the verification time here is 5 s), then a clear
+    failure with the API server's answer: never a train that waits for ever."""
+    server, ca = _cluster_ca(tmp_path)
+    with own_operator(tmp_path, **settings_for(servers)) as op:
+        request_body_in_a_config_map(op)
+        path = f"/api/v1/namespaces/{op.ns}/configmaps/iris-requests"
+        proxy = TroubledProxy(server, ca, tmp_path, faults={path: [429] * 1000})
+        try:
+            op.spawn(kubeconfig=_through(proxy, op, tmp_path))
+            manifest = checked_flavor(op, "iris-shed", "iris", predictions=[FROM_A_CONFIG_MAP])
+            known = {t["metadata"]["name"] for t in op.trains()}
+            apply(manifest, user="bob")
+            train = settled(op, op.new_train(known), "AwaitingApproval", "RolledBack")
+            car = failed_car(train)
+            assert car["reason"] == "PredictionFailed"
+            assert (
+                "cannot read its body from ConfigMap "
+                f"{op.ns}/iris-requests key flowers.json: the API server answered 429: Too many "
+                "requests, please try again later. (asked again until the verification time "
+                "was up)"
+            ) in car["message"]
+            reads = [a.status for a in proxy.seen if (a.resource, a.name) == READ_BODY]
+            assert len(reads) >= 5, reads
+            assert set(reads) == {429}
+        finally:
+            op.kill()
+            proxy.close()

@@ -6,13 +6,15 @@ server holds up neither the event loop nor any other flavor. What they find is
 kept in `results`, which the controller hands to the plan as World.checks; each
 new finding enqueues the trains. The plan decides what runs
 (plan.verification.checks_due) and what the answers mean. Every run ends with a
-result, also one that raised.
+result, also one that raised; a read of the API server that meets a busy or
+broken server (429, 5xx, a timeout) is asked again, with backoff.
 """
 
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
 from kubernetes_asyncio import client
@@ -46,6 +48,12 @@ from adroit.probes import prometheus, serving
 log = logging.getLogger("adroit.verifier")
 Key = tuple[str, str]
 CHECK_ERROR = "CheckError"
+# A busy, broken or unreachable API server (429, 5xx, a timeout) is asked again after
+# 0.5 s, 1 s, 2 s ... 10 s at most, until the verification time is up, for at least
+# RETRY_FOR and MIN_TRIES times: one such answer must not roll a whole train back.
+MAX_RETRY_DELAY = 10.0
+RETRY_FOR = timedelta(seconds=30)
+MIN_TRIES = 3
 
 
 def _round(check: "CarChecks | ShadowSoak") -> datetime:
@@ -57,6 +65,13 @@ def _could_not_run(kind: str, name: str, what: str, error: Exception) -> Verdict
     """A failed verdict for checks that raised (a bug): a clear result, never a wait for ever."""
     why = f"{what} could not run: {type(error).__name__}: {error}"
     return Verdict(kind, name, False, CHECK_ERROR, why)
+
+
+def _api_failure(error: BaseException) -> str:
+    """Why a request to the API server failed, for a person."""
+    if isinstance(error, ApiException):
+        return f"the API server answered {error.status}: {rest.message_of(error)}"
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
 class Verifier:
@@ -200,12 +215,13 @@ class Verifier:
         ref = prediction.body_from
         assert ref is not None  # the CRD requires one of the two
         namespace = self.settings.namespaces.control
+        path = f"/api/v1/namespaces/{namespace}/configmaps/{ref.name}"
         try:
-            config_map = await rest.request(
-                self.api, "GET", f"/api/v1/namespaces/{namespace}/configmaps/{ref.name}"
-            )
-        except ApiException as error:
-            why = rest.message_of(error)
+            config_map = await self._get_patiently(path, check.until)
+        except rest.FAILURES as error:
+            why = _api_failure(error)
+            if rest.retryable(error):
+                why += " (asked again until the verification time was up)"
         else:
             body = (config_map.get("data") or {}).get(ref.key)
             if body is not None:
@@ -219,6 +235,23 @@ class Verifier:
             f"prediction {prediction.name} (car {check.flavor}): cannot read its body from "
             f"ConfigMap {namespace}/{ref.name} key {ref.key}: {why}",
         )
+
+    async def _get_patiently(self, path: str, until: datetime) -> dict[str, Any]:
+        """GET `path`, asked again while the API server is busy, broken or unreachable, until
+        `until` (see RETRY_FOR); raises what the last try failed with."""
+        give_up = max(until, datetime.now(UTC) + RETRY_FOR)
+        delay, tries = 0.0, 0
+        while True:
+            tries += 1
+            try:
+                return await rest.request(self.api, "GET", path)
+            except rest.FAILURES as error:
+                late = datetime.now(UTC) >= give_up and tries >= MIN_TRIES
+                if late or not rest.retryable(error):
+                    raise
+                delay = min(MAX_RETRY_DELAY, delay * 2 or 0.5)
+                log.warning("GET %s: %s; again in %.1fs", path, _api_failure(error), delay)
+                await asyncio.sleep(delay)
 
     async def _metrics(self, check: CarChecks) -> list[Verdict]:
         """The metric queries, evaluated once the verification time is up, over all of it."""
