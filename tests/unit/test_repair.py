@@ -90,7 +90,12 @@ def test_a_settled_world_is_left_alone_and_server_defaults_are_no_drift() -> Non
 
 
 def test_containment_rules() -> None:
-    assert contains({"a": 1, "b": {"c": "1Gi"}, "x": 0}, {"a": 1.0, "b": {"c": "1024Mi"}})
+    assert contains(
+        {"a": 1, "resources": {"c": "1Gi"}, "x": 0}, {"a": 1.0, "resources": {"c": "1024Mi"}}
+    )
+    # Only resources are quantities: SERVING_PROCESSES=1000m is an edit to put back.
+    assert not contains({"env": [{"value": "1000m"}]}, {"env": [{"value": "1"}]})
+    assert not contains({"b": {"c": "1Gi"}}, {"b": {"c": "1024Mi"}})
     assert not contains({"a": [1, 2, 3]}, {"a": [1, 2]}), "lists have equal length"
     assert contains({"a": [{"x": 1, "y": 2}]}, {"a": [{"x": 1}]})
     assert not contains({"a": "repo/x:1"}, {"a": "repo/x:2"})

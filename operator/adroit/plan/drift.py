@@ -49,8 +49,10 @@ class Body:
         return f"Body({self.text[:60]}...)"
 
 
-def contains(live: Any, desired: Any) -> bool:
-    """Whether `live` has every field `desired` sets, with an equal value."""
+def contains(live: Any, desired: Any, quantities: bool = False) -> bool:
+    """Whether `live` has every field `desired` sets, with an equal value. Strings under
+    `resources` are quantities, equal by value ('1Gi' is '1024Mi'); elsewhere ('1000m' in an
+    environment variable is not '1') they are equal only as they are written."""
     # JSON from the API server and from render is dicts and lists: concrete type checks
     # keep this cheap, as it runs on every object of every flavor planned; equal
     # subtrees (most of them) are settled by one comparison in C.
@@ -58,7 +60,7 @@ def contains(live: Any, desired: Any) -> bool:
         if live == desired:
             return True
         return isinstance(live, dict) and all(
-            key in live and contains(live[key], value)
+            key in live and contains(live[key], value, quantities or key == "resources")
             for key, value in desired.items()
             if value is not None
         )
@@ -66,14 +68,12 @@ def contains(live: Any, desired: Any) -> bool:
         return (
             isinstance(live, list | tuple)
             and len(live) == len(desired)
-            and all(contains(a, b) for a, b in zip(live, desired, strict=True))
+            and all(contains(a, b, quantities) for a, b in zip(live, desired, strict=True))
         )
-    return _same_value(live, desired)
+    return live == desired or (quantities and _same_quantity(live, desired))
 
 
-def _same_value(live: Any, desired: Any) -> bool:
-    if live == desired:
-        return True
+def _same_quantity(live: Any, desired: Any) -> bool:
     if isinstance(live, str) and isinstance(desired, str):
         a, b = quantity_value(live), quantity_value(desired)
         return a is not None and a == b
