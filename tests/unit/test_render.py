@@ -1,5 +1,6 @@
 """What a flavor becomes in a stage, and how a stage is moved there."""
 
+from adroit.api.flavor import MAX_BODY
 from adroit.plan.converge import converge, health
 from adroit.plan.render import (
     DEPLOYMENT_LABEL,
@@ -7,6 +8,7 @@ from adroit.plan.render import (
     Role,
     Stage,
     deployment_name,
+    release_of,
     render_deployment,
     render_stage,
 )
@@ -133,3 +135,22 @@ def test_blue_green_new_pods_first_then_routing_then_cleanup() -> None:
     put(third)
     assert not converge("ads", new, sim.stage_world(Stage.PRODUCTION)), "converged: no writes"
     assert health(new, sim.stage_world(Stage.PRODUCTION), "ads").converged
+
+
+def test_the_largest_verification_keeps_a_deployment_within_its_annotation_limit() -> None:
+    """A Deployment carries its flavor's spec to be read back, but not its verification:
+    20 predictions of 16 KiB bodies and outputs (non-ASCII written as \\uXXXX) would pass
+    the 256 KiB the API server allows for all annotations."""
+    body = "é" * MAX_BODY
+    predictions = [{"name": f"p{i}", "body": body, "expect": {"outputs": body}} for i in range(20)]
+    big = release(verification={"predictions": predictions})
+    assert big.spec.verification is not None
+    deployment = render_deployment(big, Stage.STAGING, Role.PRIMARY, "staging")
+    annotations = deployment["metadata"]["annotations"]
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in annotations.items())
+    assert size < 262_144, f"{size} bytes of annotations"
+    back = release_of("ads", annotations)
+    assert back is not None
+    assert back.revision == big.revision, "read back as the revision it runs"
+    again = render_deployment(back, Stage.STAGING, Role.PRIMARY, "staging")
+    assert again == deployment, "what is read back renders the same: no drift"

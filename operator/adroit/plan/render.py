@@ -48,10 +48,13 @@ class Release:
     # paths); None for a plain image string: no probes, as before.
     serving: Runtime | None = None
     shadow_serving: Runtime | None = None
+    # Read back from a Deployment, whose copy of the spec leaves its verification out: the
+    # revision it was recorded with.
+    recorded_revision: str | None = None
 
     @property
     def revision(self) -> str:
-        return flavor_revision(self.spec)
+        return self.recorded_revision or flavor_revision(self.spec)
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,12 @@ def release_annotations(release: Release) -> dict[str, str]:
         REVISION: release.revision,
         TRAIN: release.train,
         IMAGE: release.image,
-        FLAVOR_SPEC: json.dumps(release.spec.to_wire(), sort_keys=True),
+        # Without its verification: what runs does not need it, and its requests and
+        # expected answers (up to 20 x 32 KiB) would not fit the 256 KiB of annotations.
+        FLAVOR_SPEC: json.dumps(
+            {k: v for k, v in release.spec.to_wire().items() if k != "verification"},
+            sort_keys=True,
+        ),
     }
     if release.spec.shadow is not None and release.shadow_image is not None:
         annotations[SHADOW_IMAGE] = release.shadow_image
@@ -187,6 +195,7 @@ def release_of(flavor: str, annotations: Mapping[str, str]) -> Release | None:
             shadow_image=annotations.get(SHADOW_IMAGE) if spec.shadow is not None else None,
             serving=_serving(annotations, SERVING),
             shadow_serving=_serving(annotations, SHADOW_SERVING) if spec.shadow else None,
+            recorded_revision=annotations.get(REVISION),
         )
     except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
         return None
