@@ -93,6 +93,28 @@ def test_a_car_over_the_mirror_cap_fails_alone_and_the_rest_goes_on() -> None:
     assert "mirror cap of 20" in pending.message
 
 
+def test_many_cars_over_the_mirror_cap_are_one_entry_not_one_each() -> None:
+    """A platform-wide change that breaks a rule in every flavor: one history entry, Event
+    and message for all (one each grew the train's status past what the API server takes,
+    and buried the engineer); every car's status still says why."""
+    sim = Sim(settings(ALWAYS_OPEN + "traffic: {mirrorCapPercent: 20}\n"))
+    over = spec("v1", shadow={"model": {"version": "v2"}, "mirrorPercent": 30})
+    flavors = [f"ads-{i}" for i in range(50)]
+    for name in flavors:
+        sim.apply_flavor(name, over)
+    sim.apply_flavor("feed", spec("v1"))
+    sim.run(40)
+    train = sim.only_train()
+    status = sim.trains[train].status
+    assert [h.reason for h in status.history].count("MirrorOverCap") == 1
+    [entry] = [h for h in status.history if h.reason == "MirrorOverCap"]
+    assert "50 cars break runbook rules" in (entry.message or "")
+    told = [n for name, n in sim.notices if name == train and n.reason == "MirrorOverCap"]
+    assert len(told) == 1
+    for name in flavors:
+        assert car_status(sim, train, name).reason == "MirrorOverCap"  # type: ignore[attr-defined]
+
+
 def test_a_shadow_without_a_router_fails_the_car() -> None:
     sim = Sim(settings(ALWAYS_OPEN + "traffic: {router: none}\n"))
     sim.apply_flavor("ads", spec("v1", shadow={"model": {"version": "v2"}, "mirrorPercent": 10}))

@@ -28,6 +28,9 @@ from adroit.plan.verification import shadow_soak
 from adroit.plan.window import can_start_promotion, next_promotion_start, window_state
 from adroit.plan.world import CheckResults, TrainView, Verdict, World
 
+# Up to this many cars taken out at once are each a history entry, an Event and a message;
+# more (a platform-wide change) are one, and each car's status says why.
+NOTED_ONE_BY_ONE = 5
 NOTIFY_ENGINEER = frozenset(
     {Phase.AWAITING_APPROVAL, Phase.DEPLOYED, Phase.ROLLED_BACK, Phase.ABORTED, Phase.FAILED}
 )
@@ -192,15 +195,27 @@ class Machine:
         """Take out each car that breaks a runbook rule against what production runs now,
         saying so; True when no car is left (the train then ends Failed)."""
         releases = self.releases()
+        found = []
         for car in self.cars():
             breach = runbook_breach(car, releases[car.flavor], self.world.production, self.settings)
-            if breach is None:
-                continue
-            self.dropped[car.flavor] = breach
+            if breach is not None:
+                self.dropped[car.flavor] = breach
+                found.append(breach)
+        outcome = "(its flavor keeps what runs in production) and the rest of the train goes on"
+        if len(found) <= NOTED_ONE_BY_ONE:
+            for breach in found:
+                self.note(
+                    breach.reason,
+                    f"{breach.message}. Checked {when}: the car is taken out of the train "
+                    + outcome,
+                )
+        else:  # a platform-wide change: one entry, not one per car (history, Events, messages)
+            first = found[0]
             self.note(
-                breach.reason,
-                f"{breach.message}. Checked {when}: the car is taken out of the train (its "
-                "flavor keeps what runs in production) and the rest of the train goes on",
+                first.reason,
+                f"{len(found)} cars break runbook rules, checked {when}; each car's status says "
+                f"which and why (the first: {first.message}). They are taken out of the train "
+                f"{outcome}",
             )
         return self._no_car_left("every car breaks a runbook rule")
 
