@@ -225,6 +225,12 @@ class TrainView:
         2,000 cars must not be scanned each time."""
         return {c.flavor: c for c in self.status.cars}
 
+    @cached_property
+    def held(self) -> "Mapping[str, Held]":
+        """Its cars by flavor. A finished train's view is kept as it is between passes, so
+        this is built once for it, not with every snapshot of the world."""
+        return {c.flavor: (self, c) for c in self.spec.cars}
+
 
 Held = tuple[TrainView, Car]
 
@@ -301,11 +307,8 @@ class World:
     @cached_property
     def _latest_cars(self) -> dict[str, Held]:
         latest: dict[str, Held] = {}
-        for train in self.trains:
-            for car in train.spec.cars:
-                seen = latest.get(car.flavor)
-                if seen is None or seen[0].order < train.order:
-                    latest[car.flavor] = (train, car)
+        for train in sorted(self.trains, key=lambda t: t.order):
+            latest.update(train.held)  # a later train's car replaces an earlier one's
         return latest
 
     def on_tracks_car(self, flavor: str, phase: Phase | None = None) -> Held | None:
