@@ -17,6 +17,7 @@ from adroit.api.settings import Settings
 from adroit.api.train import Phase, TrainSpec, TrainStatus
 from adroit.kube.access import may_approve
 from adroit.kube.metrics import APPROVALS
+from adroit.kube.rest import FAILURES
 from adroit.plan.approvals import (
     GUARDED,
     STAMPED,
@@ -32,6 +33,7 @@ from adroit.plan.routes import shadow_refusal
 from adroit.plan.trust import catalog_refusal, owned_fields
 
 FORBIDDEN = 403
+UNAVAILABLE = 503
 
 
 def _annotations(obj: Any) -> dict[str, str]:
@@ -170,9 +172,16 @@ async def check_and_sign(
             )
         allowed = True
         if key in GUARDED and new.get(key) == "true":
-            allowed = await may_approve(
-                api or memo.api, user, groups, userinfo.get("uid"), namespace, name
-            )
+            try:
+                allowed = await may_approve(
+                    api or memo.api, user, groups, userinfo.get("uid"), namespace, name
+                )
+            except FAILURES as error:
+                raise kopf.AdmissionError(
+                    f"could not ask the API server whether {user} may set {key} on train {name} "
+                    f"({type(error).__name__}: {error}); try again in a moment",
+                    code=UNAVAILABLE,
+                ) from error
         why = refusal(
             Request(
                 annotation=key,

@@ -4,6 +4,8 @@ from kubernetes_asyncio import client
 
 from adroit.api import names
 
+ACCESS_TIMEOUT = 5.0  # seconds
+
 
 async def may_approve(
     api: client.ApiClient, user: str, groups: list[str], uid: str | None, namespace: str, train: str
@@ -25,5 +27,10 @@ async def may_approve(
             },
         },
     }
-    answer = await client.AuthorizationV1Api(api).create_subject_access_review(review)  # type: ignore[arg-type]
+    # Well within the admission webhook's own 10 s: a slow answer is a clear refusal, not a
+    # webhook timeout that kubectl reports without a word of why.
+    answer = await client.AuthorizationV1Api(api).create_subject_access_review(
+        review,  # type: ignore[arg-type]
+        _request_timeout=ACCESS_TIMEOUT,
+    )
     return bool(answer.status and answer.status.allowed)
