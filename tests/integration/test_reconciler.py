@@ -63,6 +63,18 @@ def poison(op: Operator) -> Iterator[str]:
         yield message
 
 
+def scaled_to_zero_is_put_back(op: Operator, flavor: str) -> str:
+    """Scale the flavor's production Deployment to 0; it is back at 3. Its name."""
+    [deployment] = op.deployments("production", flavor)
+    name: str = deployment["metadata"]["name"]
+    kubectl("scale", "deployment", name, "-n", op.production, "--replicas=0")
+    eventually(
+        lambda: op.get("deployment", name, op.production)["spec"]["replicas"] == 3,
+        what=f"{flavor}'s replicas scaled to 0 to be put back",
+    )
+    return name
+
+
 def test_a_refused_write_fails_its_car_and_nothing_else(
     op: Operator, webhook: Webhook, poison: str
 ) -> None:
@@ -96,7 +108,7 @@ def test_a_flavor_that_fails_to_plan_stops_no_other(
     op: Operator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A bug met while planning one flavor (here: its status cannot be computed) is that
-    flavor's alone, retried with its own backoff: the next change of another ships."""
+    flavor's alone: the next change of another ships, and its own drift is still put back."""
     from adroit.kube import controller
 
     op.ship(op.flavor("broken", version="v1"))
@@ -110,6 +122,7 @@ def test_a_flavor_that_fails_to_plan_stops_no_other(
     monkeypatch.setattr(controller, "flavor_status", flavor_status)
     kubectl("annotate", "flavor", "broken", "-n", op.ns, "touched=now")  # its key is planned
     assert op.ship(op.flavor("good", version="v1"))
+    scaled_to_zero_is_put_back(op, "broken")  # its drift all the same
 
 
 def test_a_reconciler_that_fails_is_started_again(
@@ -133,14 +146,7 @@ def test_a_reconciler_that_fails_is_started_again(
 
 def test_drift_is_put_back(op: Operator) -> None:
     op.ship(op.flavor("ads", version="v1"))
-    [deployment] = op.deployments("production", "ads")
-    name = deployment["metadata"]["name"]
-
-    kubectl("scale", "deployment", name, "-n", op.production, "--replicas=0")
-    eventually(
-        lambda: op.get("deployment", name, op.production)["spec"]["replicas"] == 3,
-        what="replicas scaled to 0 to be put back",
-    )
+    name = scaled_to_zero_is_put_back(op, "ads")
     kubectl("set", "image", f"deployment/{name}", "-n", op.production, "model-server=evil:latest")
     eventually(
         lambda: (
@@ -189,23 +195,74 @@ def test_drift_is_put_back(op: Operator) -> None:
     assert ready
 
 
-def test_a_deleted_production_deployment_is_put_back_without_a_train(op: Operator) -> None:
-    """Deleted by hand, what production ran comes back like any drift: not a new train that
+@pytest.mark.parametrize("stage", ["production", "staging"])
+def test_a_deleted_deployment_is_put_back_without_a_train(op: Operator, stage: str) -> None:
+    """Deleted by hand, what a stage ran comes back like any drift: not a new train that
     waits for an approval while the stable Service routes to nothing."""
     shipped = op.ship(op.flavor("ads", version="v1"))
-    [deployment] = op.deployments("production", "ads")
+    [deployment] = op.deployments(stage, "ads")
     name, uid = deployment["metadata"]["name"], deployment["metadata"]["uid"]
-    kubectl("delete", "deployment", name, "-n", op.production)
+    kubectl("delete", "deployment", name, "-n", deployment["metadata"]["namespace"])
     back = eventually(
         lambda: next(
-            (d for d in op.deployments("production", "ads") if d["metadata"]["uid"] != uid), None
+            (d for d in op.deployments(stage, "ads") if d["metadata"]["uid"] != uid), None
         ),
-        what="the deleted production Deployment to come back",
+        what=f"the deleted {stage} Deployment to come back",
     )
     assert back["metadata"]["name"] == name, "the same release"
-    assert op.model_version("production", "ads") == "v1"
+    assert op.model_version(stage, "ads") == "v1"
     time.sleep(2)  # a train would have formed by now
     assert [t["metadata"]["name"] for t in op.trains()] == [shipped], "no train, no approval"
+
+
+def test_a_hand_edit_the_operator_cannot_put_back_makes_the_flavor_not_ready(
+    op: Operator,
+) -> None:
+    op.ship(op.flavor("ads", version="v1"))
+    edit = [
+        {"op": "remove", "path": "/spec/maxUnavailable"},
+        {"op": "add", "path": "/spec/minAvailable", "value": 6},
+    ]
+    kubectl("patch", "pdb", "ads", "-n", op.production, "--type=json", "-p", json.dumps(edit))
+
+    def ready() -> dict[str, Any]:
+        conditions = op.get("flavor", "ads")["status"]["conditions"]
+        return next(c for c in conditions if c["type"] == "Ready")
+
+    refused = eventually(
+        lambda: (c := ready())["reason"] == "WriteRefused" and c,
+        what="Ready to say the repair is refused",
+    )
+    assert refused["status"] == "False"
+    assert "minAvailable and maxUnavailable cannot be both set" in refused["message"]
+    undo = [{"op": "remove", "path": "/spec/minAvailable"}]
+    kubectl("patch", "pdb", "ads", "-n", op.production, "--type=json", "-p", json.dumps(undo))
+    eventually(lambda: ready()["status"] == "True", what="the flavor Ready once the edit is undone")
+    assert op.get("pdb", "ads", op.production)["spec"]["maxUnavailable"] == 1
+
+
+def test_what_is_added_to_a_deployment_by_hand_is_taken_out(op: Operator) -> None:
+    """Server-side apply leaves fields another manager owns: an env var from `kubectl set
+    env`, a container added with a patch. They go, and the flavor's next train ships."""
+    op.ship(op.flavor("ads", version="v1"))
+    [deployment] = op.deployments("production", "ads")
+    name = deployment["metadata"]["name"]
+    pods = deployment["spec"]["template"]["spec"]
+    kubectl("set", "env", f"deployment/{name}", "-n", op.production, "EXTRA=1")
+    sidecar = {
+        "spec": {"template": {"spec": {"containers": [{"name": "sidecar", "image": IMAGE}]}}}
+    }
+    kubectl("patch", "deployment", name, "-n", op.production, "-p", json.dumps(sidecar))
+
+    def template() -> dict[str, Any]:
+        return op.get("deployment", name, op.production)["spec"]["template"]["spec"]
+
+    eventually(
+        lambda: template()["containers"] == pods["containers"],
+        what="the added env var and container to be taken out",
+    )
+    op.ship(op.flavor("ads", version="v2"))
+    assert op.model_version("production", "ads") == "v2"
 
 
 def test_flavor_at_zero_replicas_is_not_ready(op: Operator) -> None:

@@ -32,6 +32,15 @@ async def apply(api: client.ApiClient, manifest: dict[str, Any]) -> dict[str, An
     )
 
 
+async def replace(api: client.ApiClient, manifest: dict[str, Any], version: str) -> dict[str, Any]:
+    """Update the whole object to the manifest, at resourceVersion `version`: what other field
+    managers added (server-side apply leaves what it does not own) goes too."""
+    meta = manifest["metadata"]
+    body = {**manifest, "metadata": {**meta, "resourceVersion": version}}
+    path = KINDS[manifest["kind"]].path(meta["namespace"], meta["name"])
+    return await request(api, "PUT", path, query={"fieldManager": names.FIELD_MANAGER}, body=body)
+
+
 async def delete(api: client.ApiClient, kind: str, namespace: str, name: str) -> bool:
     """Delete in the background; False when it was gone already."""
     try:

@@ -40,6 +40,7 @@ from adroit.kube.read import flavor_or_unreadable, quota_of, train_view
 from adroit.kube.verifier import Verifier
 from adroit.plan.cars import snapshot_name
 from adroit.plan.converge import Writes
+from adroit.plan.drift import Body, drifted
 from adroit.plan.flavors import awaits_formation, flavor_status, unreadable_status
 from adroit.plan.formation import REVISION_LABEL, Formation, form_train, prune, snapshot_spec
 from adroit.plan.machine import Notice
@@ -463,7 +464,11 @@ class Controller:
         if view is None:
             self.waiting_status.pop(name, None)  # deleted while its status waited
             return FlavorWork(writes)
-        status = flavor_status(view, world)
+        try:
+            status = flavor_status(view, world)
+        except Exception:  # a bug: the writes (drift repairs) still go; the status waits
+            log.exception("the status of flavor %s cannot be worked out", name)
+            return FlavorWork(writes, view, finalizer_action(view, world))
         changed = status != view.status and not self._waits_for_formation(name, status, world)
         return FlavorWork(
             writes,
@@ -543,6 +548,7 @@ class Controller:
                 continue
             if self.errors.pop((name, stage), None) is not None:
                 self.enqueue(TRAINS)
+                self.enqueue(name)  # its status no longer says the write is refused
         view = work.view
         if view is None:
             if work.status is not None:  # a Flavor that cannot be read says so
@@ -576,6 +582,7 @@ class Controller:
             )
             self.errors[(flavor, stage)] = message
             self.enqueue(TRAINS)
+            self.enqueue(flavor)  # its status says so
 
     async def _write(self, stage: Stage, writes: Any) -> None:
         watched = self.stages[stage]
@@ -587,6 +594,16 @@ class Controller:
                 manifest["metadata"]["namespace"],
                 manifest["metadata"]["name"],
             )
+            if manifest["kind"] == "Deployment" and drifted(Body(applied), manifest):
+                # What another field manager added (`kubectl set env`, a container): apply
+                # leaves what it does not own, and would be tried again on every event.
+                version = applied["metadata"]["resourceVersion"]
+                applied = await act.replace(self.api, manifest, version)
+                log.info(
+                    "replaced Deployment %s/%s: fields added by hand are gone",
+                    manifest["metadata"]["namespace"],
+                    manifest["metadata"]["name"],
+                )
             if manifest["kind"] in watched:
                 self.remember(watched[manifest["kind"]], applied)
         for removal in writes.delete:
@@ -689,7 +706,7 @@ class Controller:
             for name in self.waiting_status:  # their status, as it is now, is written
                 self.enqueue(name)
         self.forming = time.monotonic() - started
-        pruning = prune(world, self.settings)
+        pruning = await asyncio.to_thread(prune, world, self.settings)  # walks every car
         for kind, names_ in (("Train", pruning.trains), ("ControllerRevision", pruning.revisions)):
             for name in names_:
                 if await act.delete(self.api, kind, control, name):

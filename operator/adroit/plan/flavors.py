@@ -154,6 +154,22 @@ def flavor_status(view: FlavorView, world: World) -> FlavorStatus:
             "NotAvailable",
             f"revision {revision} is not fully available in {where}",
         )
+    refused = next(
+        (
+            (stage, world.errors[(view.name, stage)])
+            for stage in Stage
+            if (view.name, stage) in world.errors
+        ),
+        None,
+    )
+    if running == revision and refused is not None:
+        ready = (
+            ConditionStatus.FALSE,
+            "WriteRefused",
+            f"what {refused[0]} should run cannot be put back: {refused[1]}. An object of "
+            "this flavor there was likely edited by hand in a way the operator cannot undo: "
+            "undo that edit, and the operator puts the rest back",
+        )
     conditions = set_condition(conditions, "Ready", *ready, now=now, generation=gen)
 
     if produced is not None:

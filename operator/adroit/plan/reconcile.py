@@ -95,6 +95,9 @@ def staging_target(flavor: str, world: World, settings: Settings) -> Target | No
         # window close): staging goes back to what production runs.
         return Target(world.production.running_release(flavor))
     running = world.staging.running_release(flavor)
+    if running is None and not view.spec.staging_only:
+        # Its Deployment deleted by hand: at rest, staging runs what production runs.
+        running = world.production.running_release(flavor)
     # What runs stays, and is put back where it drifted.
     return Target(running) if running is not None else None
 
