@@ -3,10 +3,13 @@
     python bench/history.py [--trains 50] [--cars 2000] [--runs 7]
 
 No cluster. A flavor whose change waits for a train asks for the latest train
-that carried it (World.latest_car), on the event loop. Printed: building that
-index on a fresh snapshot of the world whose finished trains were seen before
-(what each batch of keys pays: the operator keeps a finished train's view
-between passes), and the first time, when every train is new.
+that carried it (World.latest_car), on the event loop; a flavor with nothing in
+production asks for what the last Deployed train put there (World.shipped_car:
+every flavor of a first rollout does). Printed: building the latest-car index
+on a fresh snapshot of the world whose finished trains were seen before (what
+each batch of keys pays: the operator keeps a finished train's view between
+passes), the first time, when every train is new, and the first look for a
+shipped car on a fresh snapshot.
 """
 
 import argparse
@@ -14,7 +17,7 @@ import statistics
 import time
 from datetime import UTC, datetime, timedelta
 
-from adroit.api.train import Car, Phase, TrainSpec, TrainStatus
+from adroit.api.train import Car, CarState, CarStatus, Phase, TrainSpec, TrainStatus
 from adroit.plan.world import TrainView, World
 
 
@@ -28,13 +31,20 @@ def main() -> None:
         engineer="bob",
         cars=[Car(flavor=f"flavor-{i:04d}", revision="abcdef12") for i in range(args.cars)],
     )
+    status = TrainStatus(
+        phase=Phase.DEPLOYED,
+        cars=[
+            CarStatus(flavor=c.flavor, staging=CarState.VERIFIED, production=CarState.DEPLOYED)
+            for c in spec.cars
+        ],
+    )
     start = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
     trains = tuple(
         TrainView(
             name=f"train-{i:03d}",
             created_at=start + timedelta(minutes=i),
             spec=spec,
-            status=TrainStatus(phase=Phase.DEPLOYED),
+            status=status,
         )
         for i in range(args.trains)
     )
@@ -44,9 +54,16 @@ def main() -> None:
         began = time.perf_counter()
         world.latest_car("flavor-0001")
         took.append((time.perf_counter() - began) * 1000)
+    shipped = []
+    for _ in range(args.runs):
+        world = World(now=start, trains=trains)
+        began = time.perf_counter()
+        world.shipped_car("nothing-shipped")  # the worst case: asks every train
+        shipped.append((time.perf_counter() - began) * 1000)
     print(f"{args.trains} finished trains of {args.cars} cars each")
     print(f"  latest car index, first snapshot:  {took[0]:8.1f} ms")
     print(f"  latest car index, later snapshots: {statistics.median(took[1:]):8.1f} ms (median)")
+    print(f"  shipped car, first look:           {statistics.median(shipped):8.2f} ms (median)")
 
 
 if __name__ == "__main__":

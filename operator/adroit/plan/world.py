@@ -324,25 +324,21 @@ class World:
         return self._unfinished_cars.get(flavor, ())
 
     @cached_property
-    def _shipped_cars(self) -> dict[str, Held]:
-        # Only built when a flavor's production objects are gone: a walk over every car.
-        shipped: dict[str, Held] = {}
-        for train in self.trains:
-            if train.status.phase != Phase.DEPLOYED:
-                continue
-            states = train.car_status
-            for car in train.spec.cars:
-                state = states.get(car.flavor)
-                if state is None or state.production != CarState.DEPLOYED:
-                    continue
-                seen = shipped.get(car.flavor)
-                if seen is None or seen[0].order < train.order:
-                    shipped[car.flavor] = (train, car)
-        return shipped
+    def _deployed_trains(self) -> list[TrainView]:
+        """Trains that ended Deployed, the latest first."""
+        done = [t for t in self.trains if t.status.phase == Phase.DEPLOYED]
+        return sorted(done, key=lambda t: t.order, reverse=True)
 
     def shipped_car(self, flavor: str) -> Held | None:
-        """The car of `flavor` that the latest train to change its production put there."""
-        return self._shipped_cars.get(flavor)
+        """The car of `flavor` that the latest train to change its production put there.
+        A look per Deployed train (each indexes its cars once), not a walk over every car:
+        while nothing of a first rollout runs yet, every flavor asks."""
+        for train in self._deployed_trains:
+            held = train.held.get(flavor)
+            state = train.car_status.get(flavor)
+            if held is not None and state is not None and state.production == CarState.DEPLOYED:
+                return held
+        return None
 
     def latest_car(self, flavor: str) -> Held | None:
         """The car of `flavor` on the latest train that carried it, finished or not."""
