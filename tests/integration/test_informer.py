@@ -2,13 +2,48 @@
 what they already hold is not delivered twice."""
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import pytest
+from kubernetes_asyncio import client
 
 from adroit.kube import informer
 from adroit.kube.cluster import connect
 from adroit.kube.rest import KINDS, request
 from tests.kube import NAMESPACE, kubectl, unique
+
+Change = tuple[str | None, str | None]  # (old name, new name) as on_change saw them
+
+
+@asynccontextmanager
+async def services_followed() -> AsyncIterator[
+    tuple[client.ApiClient, informer.Informer, list[Change]]
+]:
+    """An Informer of the test namespace's Services, synced, and every change it delivers."""
+    api = await connect()
+    seen: list[Change] = []
+
+    def changed(old: dict | None, new: dict | None) -> None:
+        seen.append((old and old["metadata"]["name"], new and new["metadata"]["name"]))
+
+    cache = informer.Informer(api, "Service", NAMESPACE, on_change=changed)
+    task = asyncio.create_task(cache.run())
+    try:
+        await asyncio.wait_for(cache.synced.wait(), 30)
+        yield api, cache, seen
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await api.close()
+
+
+async def until(check: Callable[[], bool]) -> None:
+    """Wait up to 10 s for `check`."""
+    for _ in range(100):
+        if check():
+            return
+        await asyncio.sleep(0.1)
 
 
 def test_a_watch_that_ends_resumes_without_losing_a_change(
@@ -17,35 +52,16 @@ def test_a_watch_that_ends_resumes_without_losing_a_change(
     monkeypatch.setattr(informer, "WATCH_SECONDS", 1)  # the server ends each watch after 1 s
     name = unique("svc")
 
-    async def follow() -> list[tuple[str | None, str | None]]:
-        api = await connect()
-        seen: list[tuple[str | None, str | None]] = []
-
-        def changed(old: dict | None, new: dict | None) -> None:
-            seen.append((old and old["metadata"]["name"], new and new["metadata"]["name"]))
-
-        cache = informer.Informer(api, "Service", NAMESPACE, on_change=changed)
-        task = asyncio.create_task(cache.run())
-        try:
-            await asyncio.wait_for(cache.synced.wait(), 30)
+    async def follow() -> list[Change]:
+        async with services_followed() as (_, cache, seen):
             await asyncio.sleep(2.5)  # two watches have ended by now
             await asyncio.to_thread(
                 kubectl, "create", "service", "clusterip", name, "--tcp=80:80", "-n", NAMESPACE
             )
-            for _ in range(100):
-                if name in cache.items:
-                    break
-                await asyncio.sleep(0.1)
+            await until(lambda: name in cache.items)
             await asyncio.to_thread(kubectl, "delete", "service", name, "-n", NAMESPACE)
-            for _ in range(100):
-                if name not in cache.items:
-                    break
-                await asyncio.sleep(0.1)
+            await until(lambda: name not in cache.items)
             return seen
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            await api.close()
 
     seen = asyncio.run(follow())
     assert (None, name) in seen, "the creation after two ended watches was seen"
@@ -57,35 +73,22 @@ def test_a_write_the_cache_already_holds_is_not_delivered_again() -> None:
     coming back through the watch, is no change to plan again (for a 2,000-flavor rollout,
     every flavor planned twice per status write)."""
     ours, marker = unique("svc"), unique("svc")
+    path = KINDS["Service"].path(NAMESPACE)
 
-    async def follow() -> list[tuple[str | None, str | None]]:
-        api = await connect()
-        seen: list[tuple[str | None, str | None]] = []
-
-        def changed(old: dict | None, new: dict | None) -> None:
-            seen.append((old and old["metadata"]["name"], new and new["metadata"]["name"]))
-
-        cache = informer.Informer(api, "Service", NAMESPACE, on_change=changed)
-        task = asyncio.create_task(cache.run())
-        path = KINDS["Service"].path(NAMESPACE)
-        try:
-            await asyncio.wait_for(cache.synced.wait(), 30)
-            for name in (ours, marker):
-                body = {"metadata": {"name": name}, "spec": {"ports": [{"port": 80}]}}
-                written = await request(api, "POST", path, body=body)
-                if name == ours:
-                    cache._store(name, written)  # as Controller.remember does
-            for _ in range(100):  # the watch has passed our write once it brings the marker
-                if marker in cache.items:
-                    break
-                await asyncio.sleep(0.1)
-            return seen
-        finally:
-            for name in (ours, marker):
-                await request(api, "DELETE", f"{path}/{name}")
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            await api.close()
+    async def follow() -> list[Change]:
+        async with services_followed() as (api, cache, seen):
+            try:
+                for name in (ours, marker):
+                    body = {"metadata": {"name": name}, "spec": {"ports": [{"port": 80}]}}
+                    written = await request(api, "POST", path, body=body)
+                    if name == ours:
+                        cache._store(name, written)  # as Controller.remember does
+                # The watch has passed our write once it brings the marker.
+                await until(lambda: marker in cache.items)
+                return seen
+            finally:
+                for name in (ours, marker):
+                    await request(api, "DELETE", f"{path}/{name}")
 
     seen = asyncio.run(follow())
     assert (None, marker) in seen

@@ -509,7 +509,7 @@ class Controller:
         except rest.FAILURES as error:
             delay = self._back_off(key)
             what = "the trains" if key == TRAINS else f"flavor {key}"
-            log.warning("%s: %s; trying again in %.1fs", what, _describe(error), delay)
+            log.warning("%s: %s; trying again in %.1fs", what, rest.describe(error), delay)
             RECONCILE_TOTAL.labels(controller, "requeue").inc()
             return
         except Exception:  # a bug: say so loudly, and keep every other key going
@@ -779,11 +779,5 @@ class Controller:
                 "could not post Event %s for train %s: %s",
                 notice.reason,
                 train.name,
-                _describe(error),
+                rest.describe(error),
             )
-
-
-def _describe(error: BaseException) -> str:
-    if isinstance(error, ApiException):
-        return f"API server answered {error.status}: {rest.message_of(error)}"
-    return f"{type(error).__name__}: {error}"

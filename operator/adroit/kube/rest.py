@@ -69,6 +69,13 @@ def message_of(error: ApiException) -> str:
     return str(error.reason or error.status)
 
 
+def describe(error: BaseException) -> str:
+    """Why a request to the API server failed, for a person."""
+    if isinstance(error, ApiException):
+        return f"the API server answered {error.status}: {message_of(error)}"
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
 def retryable(error: BaseException) -> bool:
     """Worth trying again later by itself: the server was busy, broken or unreachable."""
     if isinstance(error, ApiException):

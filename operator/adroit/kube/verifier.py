@@ -18,7 +18,6 @@ from typing import Any
 
 import aiohttp
 from kubernetes_asyncio import client
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from adroit.api.flavor import Prediction
 from adroit.api.settings import Settings
@@ -65,13 +64,6 @@ def _could_not_run(kind: str, name: str, what: str, error: Exception) -> Verdict
     """A failed verdict for checks that raised (a bug): a clear result, never a wait for ever."""
     why = f"{what} could not run: {type(error).__name__}: {error}"
     return Verdict(kind, name, False, CHECK_ERROR, why)
-
-
-def _api_failure(error: BaseException) -> str:
-    """Why a request to the API server failed, for a person."""
-    if isinstance(error, ApiException):
-        return f"the API server answered {error.status}: {rest.message_of(error)}"
-    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
 class Verifier:
@@ -219,7 +211,7 @@ class Verifier:
         try:
             config_map = await self._get_patiently(path, check.until)
         except rest.FAILURES as error:
-            why = _api_failure(error)
+            why = rest.describe(error)
             if rest.retryable(error):
                 why += " (asked again until the verification time was up)"
         else:
@@ -250,7 +242,7 @@ class Verifier:
                 if late or not rest.retryable(error):
                     raise
                 delay = min(MAX_RETRY_DELAY, delay * 2 or 0.5)
-                log.warning("GET %s: %s; again in %.1fs", path, _api_failure(error), delay)
+                log.warning("GET %s: %s; again in %.1fs", path, rest.describe(error), delay)
                 await asyncio.sleep(delay)
 
     async def _metrics(self, check: CarChecks) -> list[Verdict]:
