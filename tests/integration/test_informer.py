@@ -82,7 +82,7 @@ def test_a_write_the_cache_already_holds_is_not_delivered_again() -> None:
                     body = {"metadata": {"name": name}, "spec": {"ports": [{"port": 80}]}}
                     written = await request(api, "POST", path, body=body)
                     if name == ours:
-                        cache._store(name, written)  # as Controller.remember does
+                        cache.remember(written)  # as the reconciler does with its writes
                 # The watch has passed our write once it brings the marker.
                 await until(lambda: marker in cache.items)
                 return seen

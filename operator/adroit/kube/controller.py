@@ -117,13 +117,6 @@ def _snapshot(item: dict[str, Any]) -> Any:
     return snapshot_spec(revision, item.get("data"))
 
 
-def _version(rv: str) -> int:
-    try:
-        return int(rv)
-    except ValueError:
-        return 0
-
-
 class Controller:
     def __init__(
         self,
@@ -288,16 +281,6 @@ class Controller:
             self.enqueue(TRAINS)
 
         return changed
-
-    def remember(self, informer: Informer, obj: dict[str, Any]) -> None:
-        """Put what a write returned into the cache at once, unless the watch is further on,
-        so the next pass does not decide again on what it already wrote."""
-        meta = obj.get("metadata") or {}
-        name, rv = meta.get("name"), meta.get("resourceVersion", "")
-        if not name:
-            return
-        if _version(informer.versions.get(name, "")) < _version(rv):
-            informer._store(name, obj)
 
     def _stage_world(self, stage: Stage) -> StageWorld:
         cached = self._stage_views.get(stage)
@@ -567,7 +550,7 @@ class Controller:
             if done is None:
                 self.enqueue(name)
                 return
-            self.remember(self.flavors, done)
+            self.flavors.remember(done)
             if work.finalizer is FinalizerAction.REMOVE:
                 return  # the Flavor is going
             version = done["metadata"]["resourceVersion"]
@@ -605,7 +588,7 @@ class Controller:
                     manifest["metadata"]["name"],
                 )
             if manifest["kind"] in watched:
-                self.remember(watched[manifest["kind"]], applied)
+                watched[manifest["kind"]].remember(applied)
         for removal in writes.delete:
             if await act.delete(self.api, removal.kind, removal.namespace, removal.name):
                 log.info("deleted %s %s/%s", removal.kind, removal.namespace, removal.name)
@@ -629,7 +612,7 @@ class Controller:
             self.enqueue(TRAINS if kind == "Train" else name)
             return False
         if done:
-            self.remember(informer, done)
+            informer.remember(done)
         return True
 
     # --- the trains ------------------------------------------------------
@@ -722,7 +705,7 @@ class Controller:
             async with semaphore:
                 done = await act.create(self.api, manifest)  # None: the same name, same content
                 if done is not None:
-                    self.remember(self.revisions, done)
+                    self.revisions.remember(done)
 
         await asyncio.gather(*(snapshot(m) for m in formation.revisions))
         train = formation.train
@@ -733,14 +716,14 @@ class Controller:
             train["metadata"].setdefault("annotations", {})[SIGNATURE] = signature
         done = await act.create(self.api, train)
         if done is not None:
-            self.remember(self.trains, done)
+            self.trains.remember(done)
             meta = done["metadata"]
             if len(train["spec"]["cars"]) >= FORGET_MANAGED_FIELDS:
                 done = await act.forget_managed_fields(
                     self.api, "Train", meta["namespace"], meta["name"]
                 )
                 if done is not None:
-                    self.remember(self.trains, done)
+                    self.trains.remember(done)
             log.info(
                 "formed train %s with %d car(s)",
                 train["metadata"]["name"],

@@ -42,6 +42,14 @@ def trimmed(obj: dict[str, Any]) -> dict[str, Any]:
     return {**obj, "metadata": meta}
 
 
+def _version(rv: str | None) -> int:
+    """A resourceVersion as a number, to tell a later one (etcd's revisions are numbers)."""
+    try:
+        return int(rv or "")
+    except ValueError:
+        return 0
+
+
 async def _yield_after(since: float) -> float:
     """Let the loop run other tasks once `SLICE` has passed since `since`: a readline from
     a buffer that already holds the next event returns without ever giving the loop up."""
@@ -104,6 +112,20 @@ class Informer:
             self.versions[name] = obj["metadata"].get("resourceVersion", "")
         self.on_change(old, new)
 
+    def _holds(self, name: str, rv: str) -> bool:
+        """Whether the cache holds this version of `name` or a later one."""
+        held = self.versions.get(name)
+        return held is not None and (held == rv or _version(held) > _version(rv))
+
+    def remember(self, obj: dict[str, Any]) -> None:
+        """Put what a write of ours returned into the cache at once, unless the cache already
+        holds that version or a later one (the watch may bring it first), so nothing plans
+        again on what it just wrote."""
+        meta = obj.get("metadata") or {}
+        name = meta.get("name")
+        if name and not self._holds(name, meta.get("resourceVersion", "")):
+            self._store(name, obj)
+
     async def _list(self) -> None:
         seen: dict[str, dict[str, Any]] = {}
         token: str | None = None
@@ -159,8 +181,8 @@ class Informer:
                 if kind == "BOOKMARK":
                     continue
                 name = obj["metadata"]["name"]
-                if kind != "DELETED" and self.versions.get(name) == self.resource_version:
-                    continue  # a write of ours, already in the cache (Controller.remember)
+                if kind != "DELETED" and self._holds(name, self.resource_version):
+                    continue  # a write of ours, already in the cache (remember)
                 self._store(name, None if kind == "DELETED" else obj)
         finally:
             response.release()
