@@ -382,7 +382,11 @@ class Controller:
         poll = self.settings.timeouts.poll_interval.total_seconds()
         while True:
             try:
-                await asyncio.wait_for(self.wakeup.wait(), timeout=self._next_wait(poll))
+                # Not asyncio.wait_for: on Python 3.11 it drops a cancellation that comes as
+                # the event is set, and the reconciler would go on after it was told to stop
+                # (at exit, or when its Lease is lost).
+                async with asyncio.timeout(self._next_wait(poll)):
+                    await self.wakeup.wait()
             except TimeoutError:
                 if self.in_motion:
                     self.dirty.add(TRAINS)  # time passes: windows open, timeouts run out

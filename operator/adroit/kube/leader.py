@@ -109,7 +109,8 @@ class Elector:
 
     async def _attempt(self) -> bool:
         try:
-            return await asyncio.wait_for(self._try(), self.config.retry_period.total_seconds())
+            async with asyncio.timeout(self.config.retry_period.total_seconds()):
+                return await self._try()  # (wait_for could drop a cancellation: see Controller)
         except FAILURES as error:
             log.warning("leader election: %s", getattr(error, "reason", None) or error)
             return False

@@ -174,7 +174,8 @@ class WebhookServer(kopf.WebhookServer):
             self.listening = False
             thread.stop()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.wrap_future(thread.ended), STOP_WITHIN)
+                async with asyncio.timeout(STOP_WITHIN):
+                    await asyncio.wrap_future(thread.ended)
 
 
 STOP_WITHIN = 10.0  # seconds for the webhook's thread to close its connections at exit
