@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from adroit.plan import contest
 from tests.integration.operator import IMAGE, Operator, Webhook, frozen_today, own_operator
 from tests.kube import apply, eventually, kubectl, refusing
 
@@ -263,6 +264,87 @@ def test_what_is_added_to_a_deployment_by_hand_is_taken_out(op: Operator) -> Non
     )
     op.ship(op.flavor("ads", version="v2"))
     assert op.model_version("production", "ads") == "v2"
+
+
+def test_fields_added_by_hand_are_taken_out_and_a_restart_stays(op: Operator) -> None:
+    """What the operator does not set itself is seen in the object's managedFields: a
+    nodeSelector, a route's hostnames, a Service's session affinity go. The time of a
+    `kubectl rollout restart` stays: its pods are not restarted again."""
+    op.ship(op.flavor("ads", version="v1"))
+    [deployment] = op.deployments("production", "ads")
+    name, ns = deployment["metadata"]["name"], op.production
+    kubectl("rollout", "restart", f"deployment/{name}", "-n", ns)
+
+    def restarted_at() -> str | None:
+        template = op.get("deployment", name, ns)["spec"]["template"]
+        return (template["metadata"].get("annotations") or {}).get(
+            "kubectl.kubernetes.io/restartedAt"
+        )
+
+    restart = restarted_at()
+    assert restart
+    edits = {
+        ("deployment", name): {"spec": {"template": {"spec": {"nodeSelector": {"pool": "gpu"}}}}},
+        ("httproute", "ads"): {"spec": {"hostnames": ["ads.example.com"]}},
+        ("service", "ads"): {"spec": {"sessionAffinity": "ClientIP"}},
+    }
+    for (kind, obj), edit in edits.items():
+        kubectl("patch", kind, obj, "-n", ns, "--type=merge", "-p", json.dumps(edit))
+
+    def spec(kind: str, obj: str) -> dict[str, Any]:
+        return dict(op.get(kind, obj, ns)["spec"])
+
+    eventually(
+        lambda: "nodeSelector" not in spec("deployment", name)["template"]["spec"],
+        what="the nodeSelector added by hand to be taken out",
+    )
+    eventually(
+        lambda: "hostnames" not in spec("httproute", "ads"), what="the route's hostnames to go"
+    )
+    eventually(
+        lambda: spec("service", "ads").get("sessionAffinity") == "None",
+        what="the session affinity to be put back",
+    )
+    assert restarted_at() == restart, "the restart is kept"
+    for kind, obj in edits:
+        live = json.loads(
+            kubectl("get", kind, obj, "-n", ns, "-o", "json", "--show-managed-fields").stdout
+        )
+        managers = {e["manager"] for e in live["metadata"]["managedFields"]}
+        assert "kubectl-patch" not in managers, f"{kind} {obj}: nothing of the edit is left"
+
+
+def test_an_object_something_else_keeps_changing_is_put_back_a_few_times_and_named(
+    op: Operator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An autoscaler or a script that keeps setting the replicas: the operator puts them back
+    at most LIMIT times a WINDOW instead of writing in turn with it, and says so."""
+    monkeypatch.setattr(contest, "WINDOW", 20.0)
+    op.ship(op.flavor("ads", version="v1"))
+    [deployment] = op.deployments("production", "ads")
+    name, ns = deployment["metadata"]["name"], op.production
+    scaled = json.dumps({"spec": {"replicas": 5}})
+    changed = 0
+    until = time.monotonic() + 10
+    while time.monotonic() < until:
+        out = kubectl("patch", "deployment", name, "-n", ns, "--type=merge", "-p", scaled).stdout
+        changed += "(no change)" not in out
+        time.sleep(0.2)
+    assert changed <= contest.LIMIT + 2, f"scaled {changed} times: the operator wrote in turn"
+
+    def ready() -> dict[str, Any]:
+        conditions = op.get("flavor", "ads")["status"]["conditions"]
+        return next(c for c in conditions if c["type"] == "Ready")
+
+    said = eventually(lambda: (c := ready())["reason"] == "Contested" and c, what="Contested")
+    assert said["status"] == "False"
+    assert f"Deployment {name} in production was put back 5 times" in said["message"]
+    eventually(
+        lambda: op.get("deployment", name, ns)["spec"]["replicas"] == 3,
+        timeout=30,
+        what="the replicas put back once the window passed",
+    )
+    eventually(lambda: ready()["status"] == "True", timeout=30, what="Ready again")
 
 
 def test_flavor_at_zero_replicas_is_not_ready(op: Operator) -> None:

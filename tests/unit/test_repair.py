@@ -7,7 +7,7 @@ import pytest
 
 from adroit.api.train import CarState, Phase
 from adroit.plan import render
-from adroit.plan.drift import contains
+from adroit.plan.drift import added_by_others, contains
 from adroit.plan.stages import Stage
 from tests.unit.sim import Sim, spec
 from tests.unit.test_trains import deployed
@@ -100,6 +100,49 @@ def test_containment_rules() -> None:
     assert contains({"a": [{"x": 1, "y": 2}]}, {"a": [{"x": 1}]})
     assert not contains({"a": "repo/x:1"}, {"a": "repo/x:2"})
     assert not contains({}, {"a": 0})
+
+
+def managed(manager: str, spec: dict[str, Any], subresource: str = "") -> dict[str, Any]:
+    """A managedFields entry, as the API server writes it."""
+    entry = {"manager": manager, "operation": "Update", "fieldsV1": {"f:spec": spec}}
+    return {**entry, "subresource": subresource} if subresource else entry
+
+
+NODE_SELECTOR = {"f:template": {"f:spec": {"f:nodeSelector": {".": {}, "f:pool": {}}}}}
+RESTART = {
+    "f:template": {
+        "f:metadata": {"f:annotations": {".": {}, "f:kubectl.kubernetes.io/restartedAt": {}}}
+    }
+}
+OURS = {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {}}}}
+
+
+def test_what_others_added_to_a_spec_is_told_by_its_field_managers() -> None:
+    def added(*entries: dict[str, Any]) -> tuple[str, ...]:
+        return added_by_others({"metadata": {"managedFields": [*entries]}})
+
+    ours = {**managed("adroit", OURS), "operation": "Apply"}
+    assert added(ours, managed("kubectl-patch", NODE_SELECTOR)) == (
+        "spec.template.spec.nodeSelector.pool",
+    )
+    sidecar = {"f:template": {"f:spec": {"f:containers": {'k:{"name":"sidecar"}': {".": {}}}}}}
+    assert added(ours, managed("kubectl-patch", sidecar)) == (), "a marker alone is no field"
+    assert added(ours, managed("kubectl-rollout", RESTART)) == (), "a restart is kept"
+    assert added(ours, managed("kubectl", {"f:replicas": {}}, "scale")) == (), "a subresource"
+    assert added(ours, managed("kubectl-edit", {"f:replicas": {}})) == (), "a field we set too"
+    assert added(ours) == ()
+
+
+def test_a_field_added_by_hand_is_drift() -> None:
+    sim = Sim()
+    deployed(sim)
+    key, deployment = live(sim, Stage.PRODUCTION, "Deployment", "ads")
+    deployment["metadata"]["managedFields"] = [managed("kubectl-rollout", RESTART)]
+    sim.objects[Stage.PRODUCTION][key] = deployment
+    assert not sim.step().writes, "kubectl rollout restart is left alone"
+    deployment["metadata"]["managedFields"].append(managed("kubectl-patch", NODE_SELECTOR))
+    plan = sim.step()
+    assert [(m["kind"], m["metadata"]["name"]) for m in plan.writes.apply] == [key]
 
 
 def test_a_refused_write_rolls_back_only_its_own_train() -> None:

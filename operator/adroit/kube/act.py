@@ -14,6 +14,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from adroit.api import names
 from adroit.kube.rest import APPLY, KINDS, MERGE, request
+from adroit.plan.drift import RESTARTED_AT
 
 REPORTING_INSTANCE = socket.gethostname()[:128]
 
@@ -32,13 +33,47 @@ async def apply(api: client.ApiClient, manifest: dict[str, Any]) -> dict[str, An
     )
 
 
-async def replace(api: client.ApiClient, manifest: dict[str, Any], version: str) -> dict[str, Any]:
-    """Update the whole object to the manifest, at resourceVersion `version`: what other field
-    managers added (server-side apply leaves what it does not own) goes too."""
+async def replace(
+    api: client.ApiClient, manifest: dict[str, Any], live: dict[str, Any]
+) -> dict[str, Any]:
+    """Update the whole object to the manifest, at the live object's resourceVersion: what
+    other field managers added (server-side apply leaves what it does not own) goes too, but
+    for the time of the last `kubectl rollout restart`, which would restart the pods.
+
+    Their entries in managedFields go as well (an update may set them): a field another
+    manager set to the value it has by default would otherwise stay theirs, and be found
+    added again after every replace."""
     meta = manifest["metadata"]
-    body = {**manifest, "metadata": {**meta, "resourceVersion": version}}
+    kept = [
+        entry
+        for entry in live["metadata"].get("managedFields") or ()
+        if entry.get("manager") == names.FIELD_MANAGER or entry.get("subresource")
+    ]
+    body = {
+        **manifest,
+        "metadata": {
+            **meta,
+            "resourceVersion": live["metadata"]["resourceVersion"],
+            "managedFields": kept or [{}],  # [{}]: none at all (an empty list changes nothing)
+        },
+    }
+    restarted = _restarted_at(live)
+    if restarted is not None and manifest["kind"] == "Deployment":
+        template = body["spec"]["template"]
+        template_meta = template.get("metadata") or {}
+        annotations = {**(template_meta.get("annotations") or {}), RESTARTED_AT: restarted}
+        body["spec"] = {
+            **body["spec"],
+            "template": {**template, "metadata": {**template_meta, "annotations": annotations}},
+        }
     path = KINDS[manifest["kind"]].path(meta["namespace"], meta["name"])
     return await request(api, "PUT", path, query={"fieldManager": names.FIELD_MANAGER}, body=body)
+
+
+def _restarted_at(live: dict[str, Any]) -> str | None:
+    template = (live.get("spec") or {}).get("template") or {}
+    value = ((template.get("metadata") or {}).get("annotations") or {}).get(RESTARTED_AT)
+    return value if isinstance(value, str) else None
 
 
 async def delete(api: client.ApiClient, kind: str, namespace: str, name: str) -> bool:

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,14 +39,16 @@ from adroit.kube.notify import notify
 from adroit.kube.read import flavor_or_unreadable, quota_of, train_view
 from adroit.kube.verifier import Verifier
 from adroit.plan.cars import snapshot_name
+from adroit.plan.contest import Contests
+from adroit.plan.contest import Key as ContestKey
 from adroit.plan.converge import Writes
-from adroit.plan.drift import Body, drifted
+from adroit.plan.drift import Body, added_by_others, drifted
 from adroit.plan.flavors import awaits_formation, flavor_status, unreadable_status
 from adroit.plan.formation import REVISION_LABEL, Formation, form_train, prune, snapshot_spec
 from adroit.plan.machine import Notice
 from adroit.plan.observe import managed_of, unschedulable, workload_of
 from adroit.plan.reconcile import FinalizerAction, finalizer_action, stage_writes
-from adroit.plan.render import DEPLOYMENT_LABEL
+from adroit.plan.render import APPLIED, DEPLOYMENT_LABEL
 from adroit.plan.stages import Stage
 from adroit.plan.trains import TrainStep, step_trains
 from adroit.plan.trust import SIGNATURE, signed_by_operator, train_signature, without_owned_fields
@@ -85,6 +87,7 @@ class FlavorWork:
     finalizer: FinalizerAction | None = None
     status: tuple[dict[str, Any], dict[str, Any]] | None = None
     version: str = ""  # the resourceVersion the status was computed from, without a view
+    repairs: dict[Stage, list[ContestKey]] = field(default_factory=dict)  # objects put back
 
 
 def _pod_of(item: dict[str, Any]) -> dict[str, Any]:
@@ -131,6 +134,8 @@ class Controller:
         self.api, self.settings, self.key, self.stamps = api, settings, key, stamps
         ns = settings.namespaces
         self.errors: dict[tuple[str, Stage], str] = {}
+        self.contests = Contests()  # objects something else keeps changing
+        self._timers: dict[str, asyncio.TimerHandle] = {}
         self.dirty: set[str] = set()
         self.wakeup = asyncio.Event()
         self.retry_at: dict[str, float] = {}
@@ -433,7 +438,7 @@ class Controller:
         await asyncio.gather(*(one(k) for k in keys))
 
     def _plan_flavor(self, name: str, world: World) -> "FlavorWork":
-        """What one flavor needs: pure computation, no I/O."""
+        """What one flavor needs: computation, no I/O (repairs of a contested object held)."""
         writes: dict[Stage, Writes | str] = {}
         for stage in Stage:
             try:
@@ -441,28 +446,74 @@ class Controller:
             except Exception as error:  # a spec that cannot be rendered fails its car
                 log.exception("flavor %s cannot be rendered for %s", name, stage)
                 writes[stage] = f"cannot render {stage}: {error}"
+        repairs, contested = self._held_if_contested(name, writes)
         view = world.flavors.get(name)
         unreadable = world.unreadable.get(name)
         if unreadable is not None:
             status = unreadable_status(unreadable, world.now)
             changed = status != unreadable.status
             before = (unreadable.status.to_wire(), status.to_wire()) if changed else None
-            return FlavorWork(writes, status=before, version=unreadable.resource_version)
+            return FlavorWork(
+                writes, status=before, version=unreadable.resource_version, repairs=repairs
+            )
         if view is None:
             self.waiting_status.pop(name, None)  # deleted while its status waited
-            return FlavorWork(writes)
+            return FlavorWork(writes, repairs=repairs)
         try:
-            status = flavor_status(view, world)
+            status = flavor_status(view, world, contested)
         except Exception:  # a bug: the writes (drift repairs) still go; the status waits
             log.exception("the status of flavor %s cannot be worked out", name)
-            return FlavorWork(writes, view, finalizer_action(view, world))
+            return FlavorWork(writes, view, finalizer_action(view, world), repairs=repairs)
         changed = status != view.status and not self._waits_for_formation(name, status, world)
         return FlavorWork(
             writes,
             view,
             finalizer_action(view, world),
             (view.status.to_wire(), status.to_wire()) if changed else None,
+            repairs=repairs,
         )
+
+    def _held_if_contested(
+        self, name: str, writes: dict[Stage, Writes | str]
+    ) -> tuple[dict[Stage, list[ContestKey]], dict[Stage, str]]:
+        """Hold the repairs of an object that something else keeps changing (plan.contest):
+        per stage, the objects the writes put back, and why the stage is contested."""
+        now = time.monotonic()
+        repairs: dict[Stage, list[ContestKey]] = {}
+        why: dict[Stage, str] = {}
+        again: list[float] = []  # when to plan it again: a held repair, a contest that ends
+        for stage, staged in list(writes.items()):
+            if isinstance(staged, Writes) and staged.apply:
+                keys = [k for m in staged.apply if (k := self._repair(name, stage, m))]
+                wait = self.contests.wait(keys, now) if keys else None
+                if wait is not None:  # not written; what was said of its last write holds
+                    del writes[stage]
+                    again.append(wait)
+                elif keys:
+                    repairs[stage] = keys
+            contested = self.contests.contested(name, stage, now)
+            if contested is not None:
+                why[stage], left = contested
+                again.append(left)
+        if again:
+            self._look_again(name, min(again))
+        return repairs, why
+
+    def _repair(self, flavor: str, stage: Stage, manifest: dict[str, Any]) -> ContestKey | None:
+        """The object, if this write puts back what the operator applied already."""
+        kind, meta = manifest["kind"], manifest["metadata"]
+        informer = self.stages[stage].get(kind)
+        seen = informer.items.get(meta["name"]) if informer is not None else None
+        if seen is None or seen.applied_hash != meta["annotations"].get(APPLIED):
+            return None
+        return (flavor, stage, kind, meta["name"])
+
+    def _look_again(self, key: str, after: float) -> None:
+        """Plan `key` again `after` seconds from now (once, whatever happens meanwhile)."""
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        self._timers[key] = asyncio.get_running_loop().call_later(after, self.enqueue, key)
 
     def _waits_for_formation(self, name: str, status: Any, world: World) -> bool:
         """A status that says AwaitingTrain while a train is about to form for the change
@@ -533,6 +584,9 @@ class Controller:
                     raise
                 self._refused(name, stage, rest.message_of(error))
                 continue
+            if work.repairs.get(stage):
+                self.contests.forget(time.monotonic())
+                self.contests.put_back(work.repairs[stage], time.monotonic())
             if self.errors.pop((name, stage), None) is not None:
                 self.enqueue(TRAINS)
                 self.enqueue(name)  # its status no longer says the write is refused
@@ -581,15 +635,17 @@ class Controller:
                 manifest["metadata"]["namespace"],
                 manifest["metadata"]["name"],
             )
-            if manifest["kind"] == "Deployment" and drifted(Body(applied), manifest):
-                # What another field manager added (`kubectl set env`, a container): apply
-                # leaves what it does not own, and would be tried again on every event.
-                version = applied["metadata"]["resourceVersion"]
-                applied = await act.replace(self.api, manifest, version)
+            added = added_by_others(applied)
+            if added or drifted(Body(applied), manifest):
+                # What another field manager added (`kubectl set env`, a nodeSelector, a
+                # route's hostnames): apply leaves what it does not own.
+                applied = await act.replace(self.api, manifest, applied)
                 log.info(
-                    "replaced Deployment %s/%s: fields added by hand are gone",
+                    "replaced %s %s/%s: what was added by hand is gone (%s)",
+                    manifest["kind"],
                     manifest["metadata"]["namespace"],
                     manifest["metadata"]["name"],
+                    ", ".join(added) or "a list of the spec",
                 )
             if manifest["kind"] in watched:
                 watched[manifest["kind"]].remember(applied)

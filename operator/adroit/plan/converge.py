@@ -4,8 +4,9 @@ Blue-green per stage: new Deployments first; Services and the budget switch
 to them only once every one is Available; what is left over goes last. An
 object is written again only when its applied hash differs from the
 manifest's, or when it drifted: the live object no longer contains what the
-manifest sets (replicas scaled, an image edited). A deleted object is simply
-missing, and is applied again.
+manifest sets (replicas scaled, an image edited), or holds fields of its spec
+that someone else added (a nodeSelector, a route's hostnames). A deleted
+object is simply missing, and is applied again.
 """
 
 from collections.abc import Sequence
@@ -73,6 +74,7 @@ def _current(manifest: Manifest, found: dict[Key, Workload | Managed]) -> bool:
         seen is not None
         and seen.applied_hash == _hash(manifest)
         and not drifted(seen.body, manifest)
+        and not seen.added
     )
 
 

@@ -4,12 +4,17 @@ The live object holds more than the manifest (defaults and status the API
 server adds), so the test is containment: every field the manifest sets is
 there with an equal value. Quantities compare by value (the API server may
 write 1024Mi back as 1Gi), numbers by value (10 and 10.0).
+
+What someone else added (a nodeSelector, a route's hostnames) is contained
+too; it is told by the object's managedFields instead: a field of the spec
+that another field manager owns and the operator does not.
 """
 
 import json
 from collections.abc import Mapping
 from typing import Any
 
+from adroit.api import names
 from adroit.plan.quantity import quantity_value
 
 # The parts of a manifest the operator owns and compares; the rest (name,
@@ -26,6 +31,60 @@ def trimmed(obj: Mapping[str, Any]) -> dict[str, Any]:
         if key in obj:
             body[key] = obj[key]
     return body
+
+
+# Added by hand and kept: `kubectl rollout restart` restarts the pods with this annotation.
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+KEPT = (("f:spec", "f:template", "f:metadata", "f:annotations", f"f:{RESTARTED_AT}"),)
+
+Path = tuple[str, ...]  # keys of managedFields' fieldsV1, as "f:spec", "k:{...}"
+
+
+def _leaves(fields: Mapping[str, Any], above: Path = ()) -> set[Path]:
+    """The fields a fieldsV1 tree names (a "." marks a map or item itself: not a field)."""
+    found: set[Path] = set()
+    for key, below in fields.items():
+        if key == ".":
+            continue
+        if below:
+            found |= _leaves(below, (*above, key))
+        else:
+            found.add((*above, key))
+    return found
+
+
+def _spelled(path: Path) -> str:
+    """spec.template.spec.nodeSelector.pool, containers[{"name":"sidecar"}].image"""
+    text = ""
+    for key in path:
+        kind, _, rest = key.partition(":")
+        text += f".{rest}" if kind == "f" else f"[{rest}]"
+    return text.lstrip(".")
+
+
+def added_by_others(obj: Mapping[str, Any]) -> tuple[str, ...]:
+    """The fields of the spec that another field manager set and the operator does not: what
+    server-side apply leaves where it is. A subresource's writer (status, an autoscaler's
+    scale) and `kubectl rollout restart` are not counted."""
+    entries = (obj.get("metadata") or {}).get("managedFields") or ()
+    foreign = [
+        e
+        for e in entries
+        if e.get("manager") != names.FIELD_MANAGER
+        and not e.get("subresource")
+        and "f:spec" in (e.get("fieldsV1") or {})
+    ]
+    if not foreign:  # as nearly always: one look at each entry
+        return ()
+    theirs = set().union(*(_leaves({"f:spec": e["fieldsV1"]["f:spec"]}) for e in foreign))
+    ours = set().union(
+        *(
+            _leaves({"f:spec": e["fieldsV1"].get("f:spec") or {}})
+            for e in entries
+            if e.get("manager") == names.FIELD_MANAGER and not e.get("subresource")
+        )
+    )
+    return tuple(sorted(_spelled(p) for p in theirs - ours - set(KEPT)))
 
 
 class Body:

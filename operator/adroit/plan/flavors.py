@@ -1,5 +1,6 @@
 """A Flavor's status, computed from what runs in each stage and the trains carrying it."""
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from adroit.api.conditions import ConditionStatus
@@ -116,7 +117,11 @@ def awaits_formation(status: FlavorStatus, world: World) -> bool:
     return pending is not None and pending.reason in AWAITING_FORMATION
 
 
-def flavor_status(view: FlavorView, world: World) -> FlavorStatus:
+def flavor_status(
+    view: FlavorView, world: World, contested: Mapping[Stage, str] | None = None
+) -> FlavorStatus:
+    """The Flavor's status; `contested`: why its objects in a stage are contested, if they
+    are (plan.contest)."""
     revision = view.revision
     staged = stage_status(world.staging, view.name, Stage.STAGING)
     produced = stage_status(world.production, view.name, Stage.PRODUCTION)
@@ -170,6 +175,9 @@ def flavor_status(view: FlavorView, world: World) -> FlavorStatus:
             "this flavor there was likely edited by hand in a way the operator cannot undo: "
             "undo that edit, and the operator puts the rest back",
         )
+    fought = next(iter((contested or {}).values()), None)
+    if running == revision and refused is None and fought is not None:
+        ready = (ConditionStatus.FALSE, "Contested", fought)
     conditions = set_condition(conditions, "Ready", *ready, now=now, generation=gen)
 
     if produced is not None:

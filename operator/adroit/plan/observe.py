@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from adroit.api import names
-from adroit.plan.drift import Body
+from adroit.plan.drift import Body, added_by_others
 from adroit.plan.render import APPLIED, DEPLOYMENT_LABEL, release_of
 from adroit.plan.world import Managed, Workload
 
@@ -62,6 +62,7 @@ def workload_of(item: Json, pods: Sequence[Json] = ()) -> Workload:
         stuck=stuck,
         available_replicas=available_replicas,
         body=Body(item),
+        added=added_by_others(item),
     )
 
 
@@ -78,4 +79,5 @@ def managed_of(kind: str, item: Json) -> Managed:
         (meta.get("annotations") or {}).get(APPLIED, ""),
         target,
         body=Body(item),
+        added=added_by_others(item),
     )

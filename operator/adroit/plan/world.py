@@ -45,6 +45,7 @@ class Workload:
     stuck: bool = False  # Kubernetes gave up progressing it (ProgressDeadlineExceeded)
     available_replicas: int | None = None  # status.availableReplicas; None: not read
     body: Body | None = field(default=None, compare=False)  # None: compare the hash only
+    added: tuple[str, ...] = ()  # fields of its spec that others set (drift.added_by_others)
 
     @property
     def available_count(self) -> int:
@@ -61,6 +62,7 @@ class Managed:
     applied_hash: str
     target: str | None = None  # for a Service: the Deployment it selects
     body: Body | None = field(default=None, compare=False)  # None: compare the hash only
+    added: tuple[str, ...] = ()  # fields of its spec that others set (drift.added_by_others)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,54 @@
+"""An object something else keeps changing is put back at most LIMIT times a WINDOW."""
+
+from adroit.api.conditions import ConditionStatus
+from adroit.plan.contest import LIMIT, WINDOW, Contests
+from adroit.plan.flavors import flavor_status
+from adroit.plan.stages import Stage
+from tests.unit.sim import Sim
+from tests.unit.test_trains import deployed
+
+KEY = ("ads", Stage.PRODUCTION, "Deployment", "ads-1")
+
+
+def hold(contests: Contests, now: float) -> float | None:
+    """As the reconciler does: wait, or put back (and count it)."""
+    wait = contests.wait([KEY], now)
+    if wait is None:
+        contests.put_back([KEY], now)
+    return wait
+
+
+def test_the_sixth_repair_within_a_window_waits_for_the_first_to_age() -> None:
+    contests = Contests()
+    for second in range(LIMIT):
+        assert hold(contests, now=float(second)) is None, "put back at once"
+    assert contests.contested("ads", Stage.PRODUCTION, now=LIMIT - 1.0) is not None
+    assert hold(contests, now=10.0) == WINDOW - 10.0, "held until the first is old"
+    assert hold(contests, now=WINDOW) is None, "then it goes"
+    assert hold(contests, now=WINDOW + 0.5) == 0.5, "and the next waits for the second"
+    why = contests.contested("ads", Stage.PRODUCTION, now=WINDOW + 0.5)
+    assert why is not None
+    message, left = why
+    assert "Deployment ads-1 in production was put back 5 times within 60 s" in message
+    assert left == 0.5
+    assert contests.contested("ads", Stage.STAGING, now=WINDOW) is None, "another stage"
+    assert contests.contested("ads", Stage.PRODUCTION, now=3 * WINDOW) is None, "it ends"
+
+
+def test_repairs_spread_out_are_never_held() -> None:
+    contests = Contests()
+    for minute in range(3 * LIMIT):
+        assert hold(contests, now=minute * WINDOW / 2) is None
+
+
+def test_a_contested_flavor_is_not_ready_and_says_why() -> None:
+    sim = Sim()
+    deployed(sim)
+    world = sim.world()
+    view = world.flavors["ads"]
+    ready = {c.type: c for c in flavor_status(view, world).conditions}["Ready"]
+    assert ready.status == ConditionStatus.TRUE
+    status = flavor_status(view, world, {Stage.PRODUCTION: "Deployment ads-1 was put back"})
+    ready = {c.type: c for c in status.conditions}["Ready"]
+    assert (ready.status, ready.reason) == (ConditionStatus.FALSE, "Contested")
+    assert ready.message == "Deployment ads-1 was put back"
