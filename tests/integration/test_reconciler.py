@@ -347,6 +347,23 @@ def test_an_object_something_else_keeps_changing_is_put_back_a_few_times_and_nam
     eventually(lambda: ready()["status"] == "True", timeout=30, what="Ready again")
 
 
+def test_a_deployment_relabelled_by_hand_is_labelled_back_not_deleted(op: Operator) -> None:
+    op.ship(op.flavor("ads", version="v1"))
+    [deployment] = op.deployments("production", "ads")
+    name, uid = deployment["metadata"]["name"], deployment["metadata"]["uid"]
+    # A flavor that sorts first would be planned first, and delete what it took for its own.
+    label = "adroit.dev/flavor=a-ghost"
+    kubectl("label", "deployment", name, "-n", op.production, label, "--overwrite")
+    eventually(
+        lambda: next(iter(op.deployments("production", "ads")), None),
+        what="the flavor label to be put back",
+    )
+    time.sleep(2)
+    [back] = op.deployments("production", "ads")
+    assert back["metadata"]["uid"] == uid, "the same Deployment: it was not deleted"
+    assert op.deployments("production", "a-ghost") == [], "nor run as another flavor's"
+
+
 def test_flavor_at_zero_replicas_is_not_ready(op: Operator) -> None:
     op.ship(op.flavor("ads", version="v1"))
     [deployment] = op.deployments("production", "ads")

@@ -8,6 +8,7 @@ import pytest
 from adroit.api.train import CarState, Phase
 from adroit.plan import render
 from adroit.plan.drift import added_by_others, contains
+from adroit.plan.observe import flavor_of
 from adroit.plan.stages import Stage
 from tests.unit.sim import Sim, spec
 from tests.unit.test_trains import deployed
@@ -143,6 +144,32 @@ def test_a_field_added_by_hand_is_drift() -> None:
     deployment["metadata"]["managedFields"].append(managed("kubectl-patch", NODE_SELECTOR))
     plan = sim.step()
     assert [(m["kind"], m["metadata"]["name"]) for m in plan.writes.apply] == [key]
+
+
+def test_an_object_is_of_the_flavor_its_name_says() -> None:
+    label = "adroit.dev/flavor"
+    assert flavor_of("ads", {label: "ads"}) == "ads"
+    assert flavor_of("ads-0123456789", {label: "ads"}) == "ads"
+    assert flavor_of("ads-0123456789", {label: "ads-0123456789"}) == "ads-0123456789"
+    assert flavor_of("ads-0123456789", {label: "feed"}) == "ads", "relabelled by hand"
+    assert flavor_of("ads", {label: "feed"}) == "ads"
+    assert flavor_of("ads-v2-0123456789", {}) == "ads-v2", "its label taken off"
+
+
+def test_a_relabelled_object_is_labelled_back_not_deleted() -> None:
+    sim = Sim()
+    deployed(sim)
+    for kind in ("Deployment", "Service"):
+        key, obj = live(sim, Stage.PRODUCTION, kind, "ads")
+        obj["metadata"]["labels"]["adroit.dev/flavor"] = "feed"
+        sim.objects[Stage.PRODUCTION][key] = obj
+        plan = sim.step()
+        assert not plan.writes.delete, kind
+        [put_back] = plan.writes.apply
+        assert (put_back["kind"], put_back["metadata"]["labels"]["adroit.dev/flavor"]) == (
+            kind,
+            "ads",
+        )
 
 
 def test_a_refused_write_rolls_back_only_its_own_train() -> None:

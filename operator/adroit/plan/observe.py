@@ -4,6 +4,7 @@ The kube layer hands a Deployment, Service, PodDisruptionBudget or route as
 the API server returned it (JSON) and gets the Workload or Managed a plan needs.
 """
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -13,6 +14,19 @@ from adroit.plan.render import APPLIED, DEPLOYMENT_LABEL, release_of
 from adroit.plan.world import Managed, Workload
 
 Json = Mapping[str, Any]
+# A Deployment, and its Service, are named for their flavor and a hash (render.deployment_name).
+RELEASE_NAME = re.compile(r"(?P<flavor>.+)-[0-9a-f]{10}")
+
+
+def flavor_of(name: str, labels: Mapping[str, str]) -> str:
+    """The flavor an object is of: its label, unless its name says otherwise. Every object
+    is named for its flavor (as is, or with a release hash): a label edited by hand is drift
+    to put back, not a move to another flavor, which would delete it as a leftover."""
+    label = labels.get(names.FLAVOR_LABEL, "")
+    release = RELEASE_NAME.fullmatch(name)
+    if name == label or (release is not None and release["flavor"] == label):
+        return label
+    return release["flavor"] if release is not None else name
 
 
 def unschedulable(pods: Sequence[Json], deployment: str) -> str | None:
@@ -48,7 +62,7 @@ def workload_of(item: Json, pods: Sequence[Json] = ()) -> Workload:
         problem = unschedulable(pods, meta["name"]) or (
             f"Deployment {meta['name']}: {ready}/{replicas} ready"
         )
-    flavor = labels.get(names.FLAVOR_LABEL, "")
+    flavor = flavor_of(meta["name"], labels)
     return Workload(
         name=meta["name"],
         flavor=flavor,
@@ -75,7 +89,7 @@ def managed_of(kind: str, item: Json) -> Managed:
     return Managed(
         kind,
         meta["name"],
-        (meta.get("labels") or {}).get(names.FLAVOR_LABEL, ""),
+        flavor_of(meta["name"], meta.get("labels") or {}),
         (meta.get("annotations") or {}).get(APPLIED, ""),
         target,
         body=Body(item),
