@@ -87,6 +87,26 @@ def test_a_runtime_missing_from_the_catalog_is_refused_or_fails(op: Operator) ->
     assert "tensorflow-9" in status["message"]
 
 
+def test_a_flavor_naming_a_runtime_missing_from_the_catalog_is_refused_or_fails(
+    op: Operator,
+) -> None:
+    flavor = op.flavor("odd", version="v1")
+    flavor["spec"]["model"]["runtime"] = "tensorflow-9"
+    result = apply(flavor, user="bob", check=False)
+    if webhook_on(op):
+        assert result.returncode != 0
+        assert "Flavor odd: runtime tensorflow-9 is not in the settings' runtime catalog (" in (
+            result.stderr
+        )
+        assert "or add the runtime to the operator's settings first" in result.stderr
+        assert kubectl("get", "flavor", "odd", "-n", op.ns, check=False).returncode != 0
+        return
+    assert result.returncode == 0, result.stderr
+    train = op.new_train()
+    status = op.wait_phase(train, "Failed")["status"]
+    assert "runtime tensorflow-9 is not in the settings' runtime catalog" in status["message"]
+
+
 def test_an_abort_stops_the_train_and_says_who_asked(op: Operator) -> None:
     apply(hand_made(op, "to-abort"), user="bob")
     op.wait_phase("to-abort", "AwaitingApproval")

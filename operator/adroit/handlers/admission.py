@@ -30,7 +30,7 @@ from adroit.plan.approvals import (
 from adroit.plan.authorship import with_change, write_author
 from adroit.plan.revision import flavor_revision
 from adroit.plan.routes import shadow_refusal
-from adroit.plan.trust import catalog_refusal, owned_fields
+from adroit.plan.trust import catalog_refusal, owned_fields, runtime_refusal
 
 FORBIDDEN = 403
 UNAVAILABLE = 503
@@ -62,8 +62,14 @@ async def stamp_flavor_author(
     before, now = _annotations(old), _annotations(body)
     previous = before.get(names.CHANGED_BY)
     spec_changed = operation == "CREATE" or (old or {}).get("spec") != body.get("spec")
+    spec = _parsed(body.get("spec")) if spec_changed else None
     if spec_changed:
         why = shadow_refusal((body.get("spec") or {}).get("shadow"), memo.settings.traffic)
+        if why is None and spec is not None:
+            where = f"Flavor {(body.get('metadata') or {}).get('name', '')}"
+            why = runtime_refusal(spec, memo.settings, where)
+            if why is not None:
+                why += ", or add the runtime to the operator's settings first"
         if why is not None:
             raise kopf.AdmissionError(why, code=FORBIDDEN)
     authorship = write_author(user, before, now, memo.settings.approval.trusted_authors)
@@ -74,18 +80,16 @@ async def stamp_flavor_author(
         _set(patch, names.CHANGED_BY, wanted)
     # Every change's author since production's revision: the webhook's record alone.
     changes = before.get(names.AUTHORS)
-    if spec_changed:
-        revision = _revision(body.get("spec"))
-        if revision is not None:
-            changes = with_change(changes, revision, authorship.author)
+    if spec is not None:
+        changes = with_change(changes, flavor_revision(spec), authorship.author)
     if now.get(names.AUTHORS) != changes:
         _set(patch, names.AUTHORS, changes)
 
 
-def _revision(spec: Any) -> str | None:
-    """The revision a written spec will have (None: the API server will refuse it anyway)."""
+def _parsed(spec: Any) -> FlavorSpec | None:
+    """A written spec as the operator reads it (None: the API server will refuse it anyway)."""
     try:
-        return flavor_revision(FlavorSpec.model_validate(spec or {}))
+        return FlavorSpec.model_validate(spec or {})
     except ValueError:
         return None
 

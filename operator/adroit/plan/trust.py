@@ -15,6 +15,7 @@ import hmac
 import json
 from dataclasses import dataclass
 
+from adroit.api.flavor import FlavorSpec
 from adroit.api.settings import Settings
 from adroit.api.train import Car, TrainSpec
 from adroit.plan.revision import flavor_revision
@@ -80,20 +81,28 @@ def _plain(car: Car) -> Car:
     return car.model_copy(update=update)
 
 
+def runtime_refusal(spec: FlavorSpec, settings: Settings, where: str) -> str | None:
+    """Why a Flavor spec names a runtime the settings' catalog does not have, if it does;
+    `where` names the spec in the message."""
+    primary = spec.model.runtime or settings.default_runtime
+    wanted = [primary]
+    if spec.shadow is not None:
+        wanted.append(spec.shadow.model.runtime or primary)
+    for runtime in wanted:
+        if runtime is None or runtime not in settings.runtimes:
+            known = ", ".join(sorted(settings.runtimes)) or "none"
+            return (
+                f"{where}: runtime {runtime or '(none)'} is not in the settings' runtime "
+                f"catalog ({known}): name one of those in its model.runtime"
+            )
+    return None
+
+
 def catalog_refusal(spec: TrainSpec, settings: Settings) -> str | None:
     """Why a car names a runtime the settings' catalog does not have, if one does."""
-    known = ", ".join(sorted(settings.runtimes)) or "none"
     for car in spec.cars:
-        if car.spec is None:
-            continue
-        primary = car.spec.model.runtime or settings.default_runtime
-        wanted = [primary]
-        if car.spec.shadow is not None:
-            wanted.append(car.spec.shadow.model.runtime or primary)
-        for runtime in wanted:
-            if runtime is None or runtime not in settings.runtimes:
-                return (
-                    f"car {car.flavor}: runtime {runtime or '(none)'} is not in the settings' "
-                    f"runtime catalog ({known}): name one of those in the car's model.runtime"
-                )
+        if car.spec is not None:
+            why = runtime_refusal(car.spec, settings, f"car {car.flavor}")
+            if why is not None:
+                return why
     return None
