@@ -283,6 +283,8 @@ def test_fields_added_by_hand_are_taken_out_and_a_restart_stays(op: Operator) ->
 
     restart = restarted_at()
     assert restart
+    for kind, obj in (("deployment", name), ("service", "ads"), ("httproute", "ads")):
+        kubectl("annotate", kind, obj, "-n", ns, "example.com/team=ranking")
     edits = {
         ("deployment", name): {"spec": {"template": {"spec": {"nodeSelector": {"pool": "gpu"}}}}},
         ("httproute", "ads"): {"spec": {"hostnames": ["ads.example.com"]}},
@@ -312,6 +314,8 @@ def test_fields_added_by_hand_are_taken_out_and_a_restart_stays(op: Operator) ->
         )
         managers = {e["manager"] for e in live["metadata"]["managedFields"]}
         assert "kubectl-patch" not in managers, f"{kind} {obj}: nothing of the edit is left"
+        annotations = live["metadata"]["annotations"]
+        assert annotations["example.com/team"] == "ranking", "what others keep in metadata stays"
 
 
 def test_an_object_something_else_keeps_changing_is_put_back_a_few_times_and_named(

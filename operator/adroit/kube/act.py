@@ -36,24 +36,27 @@ async def apply(api: client.ApiClient, manifest: dict[str, Any]) -> dict[str, An
 async def replace(
     api: client.ApiClient, manifest: dict[str, Any], live: dict[str, Any]
 ) -> dict[str, Any]:
-    """Update the whole object to the manifest, at the live object's resourceVersion: what
+    """Update the object's spec to the manifest's, at the live object's resourceVersion: what
     other field managers added (server-side apply leaves what it does not own) goes too, but
     for the time of the last `kubectl rollout restart`, which would restart the pods.
 
     Their entries in managedFields go as well (an update may set them): a field another
     manager set to the value it has by default would otherwise stay theirs, and be found
     added again after every replace."""
-    meta = manifest["metadata"]
+    meta, seen = manifest["metadata"], live["metadata"]
     kept = [
         entry
-        for entry in live["metadata"].get("managedFields") or ()
+        for entry in seen.get("managedFields") or ()
         if entry.get("manager") == names.FIELD_MANAGER or entry.get("subresource")
     ]
     body = {
         **manifest,
         "metadata": {
-            **meta,
-            "resourceVersion": live["metadata"]["resourceVersion"],
+            # What others keep in metadata stays: finalizers, owners, their labels and
+            # annotations (a GitOps tool's, the Deployment controller's revision).
+            **seen,
+            "labels": {**(seen.get("labels") or {}), **(meta.get("labels") or {})},
+            "annotations": {**(seen.get("annotations") or {}), **(meta.get("annotations") or {})},
             "managedFields": kept or [{}],  # [{}]: none at all (an empty list changes nothing)
         },
     }
