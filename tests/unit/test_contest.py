@@ -1,13 +1,23 @@
 """An object something else keeps changing is put back at most LIMIT times a WINDOW."""
 
+import asyncio
+import time
+from typing import Any
+
+from kubernetes_asyncio import client
+
 from adroit.api.conditions import ConditionStatus
+from adroit.kube.controller import Controller
 from adroit.plan.contest import LIMIT, WINDOW, Contests
+from adroit.plan.converge import Writes
 from adroit.plan.flavors import flavor_status
 from adroit.plan.stages import Stage
-from tests.unit.sim import Sim
+from adroit.plan.world import Managed
+from tests.unit.sim import Sim, settings
 from tests.unit.test_trains import deployed
 
 KEY = ("ads", Stage.PRODUCTION, "Deployment", "ads-1")
+KEY_PDB = ("ads", Stage.PRODUCTION, "PodDisruptionBudget", "ads")
 
 
 def hold(contests: Contests, now: float) -> float | None:
@@ -52,3 +62,41 @@ def test_a_contested_flavor_is_not_ready_and_says_why() -> None:
     ready = {c.type: c for c in status.conditions}["Ready"]
     assert (ready.status, ready.reason) == (ConditionStatus.FALSE, "Contested")
     assert ready.message == "Deployment ads-1 was put back"
+
+
+def manifest(kind: str, name: str, applied: str) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "metadata": {"name": name, "annotations": {"adroit.dev/applied-hash": applied}},
+    }
+
+
+def test_only_the_contested_object_waits_and_the_rest_of_the_stage_goes() -> None:
+    """Another tool keeps rewriting the budget: the new release's Service still switches."""
+
+    async def planned() -> tuple[Writes | str, dict[Stage, str]]:
+        api = client.ApiClient()
+        try:
+            controller = Controller(api, settings(), None)
+            pdb = controller.stages[Stage.PRODUCTION]["PodDisruptionBudget"]
+            pdb.items["ads"] = Managed("PodDisruptionBudget", "ads", "ads", "h1")
+            now = time.monotonic()
+            for _ in range(LIMIT):
+                controller.contests.put_back([KEY_PDB], now)
+            writes: dict[Stage, Writes | str] = {
+                Stage.PRODUCTION: Writes(
+                    apply=(
+                        manifest("PodDisruptionBudget", "ads", "h1"),  # put back again
+                        manifest("Service", "ads", "h2"),  # the switch to a new release
+                    )
+                )
+            }
+            _, why = controller._held_if_contested("ads", writes)
+            return writes[Stage.PRODUCTION], why
+        finally:
+            await api.close()
+
+    staged, why = asyncio.run(planned())
+    assert isinstance(staged, Writes)
+    assert [m["kind"] for m in staged.apply] == ["Service"]
+    assert "PodDisruptionBudget ads in production" in why[Stage.PRODUCTION]

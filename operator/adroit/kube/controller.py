@@ -380,6 +380,8 @@ class Controller:
         finally:
             for task in tasks:
                 task.cancel()
+            for timer in self._timers.values():
+                timer.cancel()
             await asyncio.gather(*tasks, *self._notifications, return_exceptions=True)
             await self.verifier.close()
 
@@ -485,11 +487,16 @@ class Controller:
         for stage, staged in list(writes.items()):
             if isinstance(staged, Writes) and staged.apply:
                 keys = [k for m in staged.apply if (k := self._repair(name, stage, m))]
-                wait = self.contests.wait(keys, now) if keys else None
-                if wait is not None:  # not written; what was said of its last write holds
-                    del writes[stage]
-                    again.append(wait)
-                elif keys:
+                held = [k for k in keys if self.contests.wait([k], now) is not None]
+                if held:  # those wait; the rest of the stage's writes go
+                    again.append(self.contests.wait(held, now) or 0.0)
+                    writes[stage] = Writes(
+                        apply=tuple(
+                            m for m in staged.apply if self._repair(name, stage, m) not in held
+                        ),
+                        delete=staged.delete,
+                    )
+                if keys := [k for k in keys if k not in held]:
                     repairs[stage] = keys
             contested = self.contests.contested(name, stage, now)
             if contested is not None:
@@ -513,7 +520,12 @@ class Controller:
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
-        self._timers[key] = asyncio.get_running_loop().call_later(after, self.enqueue, key)
+
+        def due() -> None:
+            self._timers.pop(key, None)
+            self.enqueue(key)
+
+        self._timers[key] = asyncio.get_running_loop().call_later(after, due)
 
     def _waits_for_formation(self, name: str, status: Any, world: World) -> bool:
         """A status that says AwaitingTrain while a train is about to form for the change

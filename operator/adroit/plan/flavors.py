@@ -176,7 +176,7 @@ def flavor_status(
             "undo that edit, and the operator puts the rest back",
         )
     fought = next(iter((contested or {}).values()), None)
-    if running == revision and refused is None and fought is not None:
+    if (running != revision or refused is None) and fought is not None:
         ready = (ConditionStatus.FALSE, "Contested", fought)
     conditions = set_condition(conditions, "Ready", *ready, now=now, generation=gen)
 
