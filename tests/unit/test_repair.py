@@ -148,12 +148,16 @@ def test_a_field_added_by_hand_is_drift() -> None:
 
 def test_an_object_is_of_the_flavor_its_name_says() -> None:
     label = "adroit.dev/flavor"
-    assert flavor_of("ads", {label: "ads"}) == "ads"
-    assert flavor_of("ads-0123456789", {label: "ads"}) == "ads"
-    assert flavor_of("ads-0123456789", {label: "ads-0123456789"}) == "ads-0123456789"
-    assert flavor_of("ads-0123456789", {label: "feed"}) == "ads", "relabelled by hand"
-    assert flavor_of("ads", {label: "feed"}) == "ads"
-    assert flavor_of("ads-v2-0123456789", {}) == "ads-v2", "its label taken off"
+    # A Deployment, or the Service of one: the flavor's name and a release hash.
+    assert flavor_of("ads-0123456789", {label: "ads"}, per_release=True) == "ads"
+    assert flavor_of("ads-0123456789", {label: "feed"}, True) == "ads", "relabelled by hand"
+    assert flavor_of("ads-v2-0123456789", {}, True) == "ads-v2", "its label taken off"
+    dated = "ranker-2024061201"  # a flavor whose own name ends as a hash would
+    assert flavor_of(f"{dated}-abcdef0123", {label: "oops"}, True) == dated
+    assert flavor_of("by-hand", {label: "ads"}, True) == "ads", "a name not the operator's"
+    # The stable Service, the budget, the route: the flavor's name as is.
+    assert flavor_of("ads", {label: "feed"}, per_release=False) == "ads"
+    assert flavor_of(dated, {}, False) == dated
 
 
 def test_a_relabelled_object_is_labelled_back_not_deleted() -> None:

@@ -18,15 +18,18 @@ Json = Mapping[str, Any]
 RELEASE_NAME = re.compile(r"(?P<flavor>.+)-[0-9a-f]{10}")
 
 
-def flavor_of(name: str, labels: Mapping[str, str]) -> str:
+def flavor_of(name: str, labels: Mapping[str, str], per_release: bool) -> str:
     """The flavor an object is of: its label, unless its name says otherwise. Every object
-    is named for its flavor (as is, or with a release hash): a label edited by hand is drift
-    to put back, not a move to another flavor, which would delete it as a leftover."""
+    is named for its flavor: a Deployment, and the Service of each, with a release hash
+    (`per_release`), the rest as is. A label edited by hand is drift to put back, not a move
+    to another flavor, which would delete the object as a leftover of its own."""
     label = labels.get(names.FLAVOR_LABEL, "")
+    if not per_release:
+        return name
     release = RELEASE_NAME.fullmatch(name)
-    if name == label or (release is not None and release["flavor"] == label):
+    if release is None:  # not a name the operator gives: the label is all there is
         return label
-    return release["flavor"] if release is not None else name
+    return str(release["flavor"])
 
 
 def unschedulable(pods: Sequence[Json], deployment: str) -> str | None:
@@ -62,7 +65,7 @@ def workload_of(item: Json, pods: Sequence[Json] = ()) -> Workload:
         problem = unschedulable(pods, meta["name"]) or (
             f"Deployment {meta['name']}: {ready}/{replicas} ready"
         )
-    flavor = flavor_of(meta["name"], labels)
+    flavor = flavor_of(meta["name"], labels, per_release=True)
     return Workload(
         name=meta["name"],
         flavor=flavor,
@@ -86,10 +89,11 @@ def managed_of(kind: str, item: Json) -> Managed:
     target = None
     if kind == "Service":
         target = ((item.get("spec") or {}).get("selector") or {}).get(DEPLOYMENT_LABEL)
+    per_release = kind == "Service" and target == meta["name"]  # not the flavor's stable one
     return Managed(
         kind,
         meta["name"],
-        flavor_of(meta["name"], meta.get("labels") or {}),
+        flavor_of(meta["name"], meta.get("labels") or {}, per_release),
         (meta.get("annotations") or {}).get(APPLIED, ""),
         target,
         body=Body(item),
