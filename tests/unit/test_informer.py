@@ -22,3 +22,25 @@ def test_a_remembered_write_is_delivered_once_and_never_goes_back() -> None:
     cache.remember(service("6", 81))
     assert len(seen) == 2
     assert cache.versions["web"] == "6"
+
+
+def event(kind: str, rv: str) -> dict[str, Any]:
+    return {"type": kind, "object": service(rv, 80)}
+
+
+def test_a_late_answer_does_not_bring_back_what_was_deleted_since() -> None:
+    cache = Informer(None, "Service", "ns")  # type: ignore[arg-type]
+    cache.remember(service("5", 80))
+    cache._event(event("DELETED", "7"))
+    cache.remember(service("6", 80))  # the answer to a write from before the deletion
+    assert "web" not in cache.items
+    cache._event(event("ADDED", "8"))  # created again
+    assert cache.versions["web"] == "8"
+
+
+def test_a_deletion_older_than_what_the_cache_holds_is_passed_over() -> None:
+    cache = Informer(None, "Service", "ns")  # type: ignore[arg-type]
+    cache._event(event("ADDED", "5"))
+    cache.remember(service("9", 80))  # deleted and created again by us: the answer came first
+    cache._event(event("DELETED", "7"))
+    assert cache.versions["web"] == "9"

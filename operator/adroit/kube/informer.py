@@ -26,6 +26,7 @@ log = logging.getLogger("adroit.informer")
 WATCH_SECONDS = 300  # the server ends each watch after this; we start the next one
 PAGE = 500
 ABSENT_RETRY = 60.0
+GONE_KEPT = 4096  # deletions remembered against late answers (seconds' worth at most)
 MAX_BACKOFF = 10.0
 # Events that arrived together are read without the loop ever waiting; after this much
 # work the informer lets the webhook and the other watches in.
@@ -79,6 +80,7 @@ class Informer:
         self.synced = asyncio.Event()
         self.absent = False  # the kind is not served (its CRD is not installed)
         self.resource_version = ""
+        self.gone: dict[str, str] = {}  # name -> resourceVersion it was seen deleted at
 
     def __repr__(self) -> str:
         return f"Informer({self.kind} in {self.namespace})"
@@ -110,11 +112,13 @@ class Informer:
                 return
             self.items[name] = new
             self.versions[name] = obj["metadata"].get("resourceVersion", "")
+            self.gone.pop(name, None)
         self.on_change(old, new)
 
     def _holds(self, name: str, rv: str) -> bool:
-        """Whether the cache holds this version of `name` or a later one."""
-        held = self.versions.get(name)
+        """Whether the cache holds this version of `name` or a later one, or has seen it
+        deleted since."""
+        held = self.versions.get(name, self.gone.get(name))
         return held is not None and (held == rv or _version(held) > _version(rv))
 
     def remember(self, obj: dict[str, Any]) -> None:
@@ -140,6 +144,7 @@ class Informer:
                 self.resource_version = page["metadata"]["resourceVersion"]
                 break
         for name in [n for n in self.items if n not in seen]:
+            self._bury(name, self.resource_version)
             self._store(name, None)
         since = time.monotonic()
         for name, item in seen.items():
@@ -173,19 +178,33 @@ class Informer:
             since = time.monotonic()
             while line := await response.content.readline():
                 since = await _yield_after(since)
-                event = json.loads(line)
-                kind, obj = event["type"], event["object"]
-                if kind == "ERROR":
-                    raise ApiException(status=int(obj.get("code", 500)), reason=obj.get("message"))
-                self.resource_version = obj["metadata"]["resourceVersion"]
-                if kind == "BOOKMARK":
-                    continue
-                name = obj["metadata"]["name"]
-                if kind != "DELETED" and self._holds(name, self.resource_version):
-                    continue  # a write of ours, already in the cache (remember)
-                self._store(name, None if kind == "DELETED" else obj)
+                self._event(json.loads(line))
         finally:
             response.release()
+
+    def _event(self, event: dict[str, Any]) -> None:
+        """One event of the watch."""
+        kind, obj = event["type"], event["object"]
+        if kind == "ERROR":
+            raise ApiException(status=int(obj.get("code", 500)), reason=obj.get("message"))
+        self.resource_version = obj["metadata"]["resourceVersion"]
+        if kind == "BOOKMARK":
+            return
+        name, rv = obj["metadata"]["name"], self.resource_version
+        if kind == "DELETED":
+            if _version(self.versions.get(name)) <= _version(rv):  # else: created again since
+                self._bury(name, rv)
+                self._store(name, None)
+        elif not self._holds(name, rv):  # else: a write of ours, already in (remember)
+            self._store(name, obj)
+
+    def _bury(self, name: str, rv: str) -> None:
+        """Remember that `name` was gone at `rv`: the late answer to a write of ours from
+        before is not the object come back."""
+        self.gone.pop(name, None)
+        self.gone[name] = rv
+        if len(self.gone) > GONE_KEPT:
+            del self.gone[next(iter(self.gone))]
 
     async def run(self) -> None:
         """List, then watch for ever; cancel the task to stop."""
