@@ -22,7 +22,7 @@ KEY_PDB = ("ads", Stage.PRODUCTION, "PodDisruptionBudget", "ads")
 
 def hold(contests: Contests, now: float) -> float | None:
     """As the reconciler does: wait, or put back (and count it)."""
-    wait = contests.wait([KEY], now)
+    wait = contests.wait(KEY, now)
     if wait is None:
         contests.put_back([KEY], now)
     return wait

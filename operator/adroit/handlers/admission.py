@@ -68,8 +68,6 @@ async def stamp_flavor_author(
         if why is None and spec is not None:
             where = f"Flavor {(body.get('metadata') or {}).get('name', '')}"
             why = runtime_refusal(spec, memo.settings, where)
-            if why is not None:
-                why += ", or add the runtime to the operator's settings first"
         if why is not None:
             raise kopf.AdmissionError(why, code=FORBIDDEN)
     authorship = write_author(user, before, now, memo.settings.approval.trusted_authors)

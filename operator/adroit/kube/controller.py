@@ -42,7 +42,7 @@ from adroit.plan.cars import snapshot_name
 from adroit.plan.contest import Contests
 from adroit.plan.contest import Key as ContestKey
 from adroit.plan.converge import Writes
-from adroit.plan.drift import Body, added_by_others, drifted
+from adroit.plan.drift import added_by_others, differs
 from adroit.plan.flavors import awaits_formation, flavor_status, unreadable_status
 from adroit.plan.formation import REVISION_LABEL, Formation, form_train, prune, snapshot_spec
 from adroit.plan.machine import Notice
@@ -486,17 +486,19 @@ class Controller:
         again: list[float] = []  # when to plan it again: a held repair, a contest that ends
         for stage, staged in list(writes.items()):
             if isinstance(staged, Writes) and staged.apply:
-                keys = [k for m in staged.apply if (k := self._repair(name, stage, m))]
-                held = [k for k in keys if self.contests.wait([k], now) is not None]
-                if held:  # those wait; the rest of the stage's writes go
-                    again.append(self.contests.wait(held, now) or 0.0)
-                    writes[stage] = Writes(
-                        apply=tuple(
-                            m for m in staged.apply if self._repair(name, stage, m) not in held
-                        ),
-                        delete=staged.delete,
-                    )
-                if keys := [k for k in keys if k not in held]:
+                going, keys = [], []
+                for manifest in staged.apply:
+                    key = self._repair(name, stage, manifest)
+                    wait = self.contests.wait(key, now) if key else None
+                    if wait is not None:  # it waits; the rest of the stage's writes go
+                        again.append(wait)
+                        continue
+                    going.append(manifest)
+                    if key:
+                        keys.append(key)
+                if len(going) < len(staged.apply):
+                    writes[stage] = Writes(apply=tuple(going), delete=staged.delete)
+                if keys:
                     repairs[stage] = keys
             contested = self.contests.contested(name, stage, now)
             if contested is not None:
@@ -597,7 +599,6 @@ class Controller:
                 self._refused(name, stage, rest.message_of(error))
                 continue
             if work.repairs.get(stage):
-                self.contests.forget(time.monotonic())
                 self.contests.put_back(work.repairs[stage], time.monotonic())
             if self.errors.pop((name, stage), None) is not None:
                 self.enqueue(TRAINS)
@@ -648,7 +649,7 @@ class Controller:
                 manifest["metadata"]["name"],
             )
             added = added_by_others(applied)
-            if added or drifted(Body(applied), manifest):
+            if added or differs(applied, manifest):
                 # What another field manager added (`kubectl set env`, a nodeSelector, a
                 # route's hostnames): apply leaves what it does not own.
                 applied = await act.replace(self.api, manifest, applied)

@@ -29,13 +29,13 @@ class Contests:
         times = self.times.get(key)
         return times is not None and len(times) == LIMIT and now - times[0] < WINDOW
 
-    def wait(self, keys: list[Key], now: float) -> float | None:
-        """Seconds until these objects may be put back again (None: now)."""
-        waits = [WINDOW - (now - self.times[k][0]) for k in keys if self._full(k, now)]
-        return max(waits) if waits else None
+    def wait(self, key: Key, now: float) -> float | None:
+        """Seconds until this object may be put back again (None: now)."""
+        return WINDOW - (now - self.times[key][0]) if self._full(key, now) else None
 
     def put_back(self, keys: list[Key], now: float) -> None:
         """These objects were put back (a write the API server refused does not count)."""
+        self._forget(now)
         for key in keys:
             self.times.setdefault(key, deque(maxlen=LIMIT)).append(now)
 
@@ -55,7 +55,7 @@ class Contests:
         )
         return why, max(WINDOW - (now - self.times[k][0]) for k in full)
 
-    def forget(self, now: float) -> None:
+    def _forget(self, now: float) -> None:
         """Drop what no longer counts (objects not repaired within the window)."""
         for key in [k for k, t in self.times.items() if now - t[-1] >= WINDOW]:
             del self.times[key]

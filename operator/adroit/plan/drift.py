@@ -35,7 +35,7 @@ def trimmed(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 # Added by hand and kept: `kubectl rollout restart` restarts the pods with this annotation.
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
-KEPT = (("f:spec", "f:template", "f:metadata", "f:annotations", f"f:{RESTARTED_AT}"),)
+KEPT = {("f:spec", "f:template", "f:metadata", "f:annotations", f"f:{RESTARTED_AT}")}
 
 Path = tuple[str, ...]  # keys of managedFields' fieldsV1, as "f:spec", "k:{...}"
 
@@ -76,15 +76,16 @@ def added_by_others(obj: Mapping[str, Any]) -> tuple[str, ...]:
     ]
     if not foreign:  # as nearly always: one look at each entry
         return ()
-    theirs = set().union(*(_leaves({"f:spec": e["fieldsV1"]["f:spec"]}) for e in foreign))
+    spec = ("f:spec",)
+    theirs = set().union(*(_leaves(e["fieldsV1"]["f:spec"], spec) for e in foreign))
     ours = set().union(
         *(
-            _leaves({"f:spec": e["fieldsV1"].get("f:spec") or {}})
+            _leaves((e.get("fieldsV1") or {}).get("f:spec") or {}, spec)
             for e in entries
             if e.get("manager") == names.FIELD_MANAGER and not e.get("subresource")
         )
     )
-    return tuple(sorted(_spelled(p) for p in theirs - ours - set(KEPT)))
+    return tuple(sorted(_spelled(p) for p in theirs - ours - KEPT))
 
 
 class Body:
@@ -141,4 +142,10 @@ def _same_quantity(live: Any, desired: Any) -> bool:
 
 def drifted(live: Body | None, manifest: Mapping[str, Any]) -> bool:
     """Whether the live body no longer contains the manifest (None: not known, no drift)."""
-    return live is not None and not contains(live.read(), trimmed(manifest))
+    return live is not None and differs(live.read(), manifest)
+
+
+def differs(live: Mapping[str, Any], manifest: Mapping[str, Any]) -> bool:
+    """Whether a live object (as the API server returned it) no longer contains the
+    manifest."""
+    return not contains(trimmed(live), trimmed(manifest))

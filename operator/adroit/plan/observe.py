@@ -23,12 +23,11 @@ def flavor_of(name: str, labels: Mapping[str, str], per_release: bool) -> str:
     is named for its flavor: a Deployment, and the Service of each, with a release hash
     (`per_release`), the rest as is. A label edited by hand is drift to put back, not a move
     to another flavor, which would delete the object as a leftover of its own."""
-    label = labels.get(names.FLAVOR_LABEL, "")
     if not per_release:
         return name
     release = RELEASE_NAME.fullmatch(name)
     if release is None:  # not a name the operator gives: the label is all there is
-        return label
+        return labels.get(names.FLAVOR_LABEL, "")
     return str(release["flavor"])
 
 

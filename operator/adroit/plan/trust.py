@@ -93,7 +93,8 @@ def runtime_refusal(spec: FlavorSpec, settings: Settings, where: str) -> str | N
             known = ", ".join(sorted(settings.runtimes)) or "none"
             return (
                 f"{where}: runtime {runtime or '(none)'} is not in the settings' runtime "
-                f"catalog ({known}): name one of those in its model.runtime"
+                f"catalog ({known}): name one of those in its model.runtime, or add the "
+                "runtime to the operator's settings first"
             )
     return None
 
