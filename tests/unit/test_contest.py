@@ -13,7 +13,7 @@ from adroit.plan.converge import Writes
 from adroit.plan.flavors import flavor_status
 from adroit.plan.stages import Stage
 from adroit.plan.world import Managed
-from tests.unit.sim import Sim, settings
+from tests.unit.sim import Sim, settings, spec
 from tests.unit.test_trains import deployed
 
 KEY = ("ads", Stage.PRODUCTION, "Deployment", "ads-1")
@@ -62,6 +62,16 @@ def test_a_contested_flavor_is_not_ready_and_says_why() -> None:
     ready = {c.type: c for c in status.conditions}["Ready"]
     assert (ready.status, ready.reason) == (ConditionStatus.FALSE, "Contested")
     assert ready.message == "Deployment ads-1 was put back"
+
+
+def test_a_contest_is_said_while_a_change_waits_too() -> None:
+    sim = Sim()
+    deployed(sim)
+    sim.apply_flavor("ads", spec("v2"))  # production still runs v1
+    world = sim.world()
+    status = flavor_status(world.flavors["ads"], world, {Stage.PRODUCTION: "put back 5 times"})
+    ready = {c.type: c for c in status.conditions}["Ready"]
+    assert (ready.reason, ready.message) == ("Contested", "put back 5 times")
 
 
 def manifest(kind: str, name: str, applied: str) -> dict[str, Any]:
