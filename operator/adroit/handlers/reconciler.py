@@ -14,6 +14,7 @@ import kopf
 
 from adroit.api.settings import Settings
 from adroit.handlers.serving import Readiness
+from adroit.handlers.stalls import Stalls
 from adroit.kube.cluster import connect
 from adroit.kube.controller import Controller
 from adroit.kube.leader import Elector
@@ -37,7 +38,7 @@ async def run(
     # after each of its I/O calls while another computes; 1 ms keeps them quick.
     sys.setswitchinterval(0.001)
     api = await connect()
-    watchdog = asyncio.create_task(watch_the_loop(), name="adroit-loop-watchdog")
+    watchdog = asyncio.create_task(Stalls(BLOCKED).watch(), name="adroit-loop-watchdog")
     heap = asyncio.create_task(freeze_the_heap(), name="adroit-heap")
     try:
 
@@ -81,17 +82,6 @@ async def freeze_the_heap(every: float = FREEZE_EVERY) -> None:
         gc.freeze()  # costs nothing: the first one, at start, scans nothing either
         await asyncio.sleep(every)
         gc.collect()  # only what was allocated since the last freeze
-
-
-async def watch_the_loop(every: float = 0.1) -> None:
-    """Say when something held the reconciler's event loop too long."""
-    loop = asyncio.get_running_loop()
-    while True:
-        before = loop.time()
-        await asyncio.sleep(every)
-        late = loop.time() - before - every
-        if late > BLOCKED:
-            log.warning("the event loop was blocked for %.0f ms", late * 1000)
 
 
 def start(memo: kopf.Memo) -> None:

@@ -1,0 +1,84 @@
+"""What held the reconciler's event loop, when something held it too long.
+
+Every watch and write of the reconciler waits while its event loop is held. The loop
+sleeps a tenth of a second at a time; a thread of its own looks every few milliseconds
+whether that sleep is overdue by more than `limit`, and if so takes the loop thread's
+stack then: the code that holds it. Once the loop runs again, one warning says for how
+long it was held and where. Python's garbage collections are timed too: they hold every
+thread, and a stack taken after one does not show it.
+"""
+
+import asyncio
+import gc
+import logging
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+log = logging.getLogger("adroit.reconciler")
+FRAMES = 6  # innermost frames said in a warning
+ASYNCIO = "/asyncio/"  # the loop's own frames say nothing
+COLLECTION = 0.01  # s: a garbage collection at least this long is said with the stall
+
+
+class Stalls:
+    def __init__(self, limit: float, every: float = 0.1) -> None:
+        self.limit, self.every = limit, every
+        self.due: float | None = None  # monotonic time the loop's sleep ends
+        self.where: list[str] = []  # the loop thread's stack, taken while it was held
+        self.collections: list[tuple[int, float]] = []  # (generation, seconds), long ones
+        self._collecting = 0.0
+        self._thread_id = threading.get_ident()
+        self._stop = threading.Event()
+        self._looker = threading.Thread(target=self._look, name="adroit-loop-stalls", daemon=True)
+
+    async def watch(self) -> None:
+        """Say when something held the event loop longer than `limit`, until cancelled."""
+        self._thread_id = threading.get_ident()
+        gc.callbacks.append(self._timed)
+        self._looker.start()
+        try:
+            while True:
+                self.due = time.monotonic() + self.every
+                await asyncio.sleep(self.every)
+                late = time.monotonic() - self.due
+                self.due = None
+                if late > self.limit:
+                    log.warning(
+                        "the event loop was blocked for %.0f ms%s", late * 1000, self.said()
+                    )
+                self.where, self.collections = [], []
+        finally:
+            self._stop.set()
+            gc.callbacks.remove(self._timed)
+
+    def said(self) -> str:
+        parts = [
+            f"garbage collection of generation {g}: {s * 1000:.0f} ms" for g, s in self.collections
+        ]
+        if self.where:
+            parts.append("held in: " + " < ".join(reversed(self.where)))
+        return ("; " + "; ".join(parts)) if parts else ""
+
+    def _look(self) -> None:
+        while not self._stop.wait(self.limit / 4):
+            due = self.due
+            if due is None or self.where or time.monotonic() - due < self.limit:
+                continue
+            frame = sys._current_frames().get(self._thread_id)
+            if frame is not None:
+                stack = [f for f in traceback.extract_stack(frame) if ASYNCIO not in f.filename]
+                self.where = [
+                    f"{f.name} ({'/'.join(f.filename.split('/')[-2:])}:{f.lineno})"
+                    for f in stack[-FRAMES:]
+                ]
+
+    def _timed(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._collecting = time.perf_counter()
+            return
+        took = time.perf_counter() - self._collecting
+        if took >= COLLECTION:
+            self.collections.append((info["generation"], took))
