@@ -8,6 +8,8 @@ import asyncio
 import gc
 import logging
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -21,7 +23,8 @@ from adroit.kube.leader import Elector
 
 BLOCKED = 0.05  # s: every watch and write of the reconciler waits meanwhile; longer is a bug
 RESTART_AFTER = 5.0  # s before a reconciler that failed is started again
-FREEZE_EVERY = 10.0  # s between two collections of what is new on the heap (then frozen)
+FREEZE_EVERY = 2.0  # s between two collections of what is new on the heap (then frozen)
+WHOLE_EVERY = 600.0  # s between two collections of the whole heap, frozen part too, at rest
 log = logging.getLogger("adroit.reconciler")
 
 
@@ -39,16 +42,21 @@ async def run(
     sys.setswitchinterval(0.001)
     api = await connect()
     watchdog = asyncio.create_task(Stalls(BLOCKED).watch(), name="adroit-loop-watchdog")
-    heap = asyncio.create_task(freeze_the_heap(), name="adroit-heap")
+    running: list[Controller] = []  # none while another replica leads
+    heap = asyncio.create_task(
+        freeze_the_heap(lambda: not any(c.in_motion for c in running)), name="adroit-heap"
+    )
     try:
 
         async def reconcile() -> None:
             controller = Controller(api, settings, key, stamps=stamps)
+            running.append(controller)
             if readiness is not None:
                 readiness.controller = controller
             try:
                 await controller.run()
             finally:
+                running.remove(controller)
                 if readiness is not None:
                     readiness.controller = None
 
@@ -69,19 +77,36 @@ async def run(
         await api.close()
 
 
-async def freeze_the_heap(every: float = FREEZE_EVERY) -> None:
+async def freeze_the_heap(
+    at_rest: Callable[[], bool], every: float = FREEZE_EVERY, whole_every: float = WHOLE_EVERY
+) -> None:
     """Keep Python's full garbage collections short.
 
     The caches hold millions of objects at 2,000 flavors. A full collection scans all of
-    them (more than 100 ms of CPU) and runs on whatever allocates next: often a webhook
-    request. What has survived a collection is moved to the permanent generation, which
-    collections skip, so each one scans only what the last seconds allocated. A reference
-    cycle that becomes garbage after it was frozen is not reclaimed; the caches hold none.
+    them (more than 100 ms of CPU) and holds every thread meanwhile, the webhook's too.
+    What has survived a collection is moved to the permanent generation, which collections
+    skip, so each one scans only what the last seconds allocated: in a rollout, a full
+    collection of ten seconds' survivors took up to 150 ms, of two seconds' a fifth of that.
+    A reference cycle that becomes garbage after it was frozen (a request still in flight
+    at the freeze) is reclaimed by a collection of the whole heap, every ten minutes when
+    no train moves.
     """
+    whole_at = time.monotonic() + whole_every
     while True:
         gc.freeze()  # costs nothing: the first one, at start, scans nothing either
         await asyncio.sleep(every)
-        gc.collect()  # only what was allocated since the last freeze
+        if time.monotonic() < whole_at or not at_rest():
+            gc.collect()  # only what was allocated since the last freeze
+            continue
+        started = time.perf_counter()
+        gc.unfreeze()
+        found = gc.collect()
+        log.info(
+            "collected the whole heap at rest: %d unreachable objects, %.0f ms",
+            found,
+            (time.perf_counter() - started) * 1000,
+        )
+        whole_at = time.monotonic() + whole_every
 
 
 def start(memo: kopf.Memo) -> None:

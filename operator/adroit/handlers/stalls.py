@@ -63,17 +63,28 @@ class Stalls:
         return ("; " + "; ".join(parts)) if parts else ""
 
     def _look(self) -> None:
-        while not self._stop.wait(self.limit / 4):
-            due = self.due
-            if due is None or self.where or time.monotonic() - due < self.limit:
-                continue
-            frame = sys._current_frames().get(self._thread_id)
-            if frame is not None:
-                stack = [f for f in traceback.extract_stack(frame) if ASYNCIO not in f.filename]
-                self.where = [
-                    f"{f.name} ({'/'.join(f.filename.split('/')[-2:])}:{f.lineno})"
-                    for f in stack[-FRAMES:]
-                ]
+        """Wake when the loop's sleep would be overdue by `limit`: once a tick while it is
+        not, a few times a `limit` while it is."""
+        while True:
+            due, wait = self.due, self.limit / 4
+            if due is not None and not self.where:
+                wait = due + self.limit - time.monotonic()
+                if wait <= 0 and self.due == due:
+                    self._take_stack()
+                    continue
+            if self._stop.wait(max(wait, 0.001)):
+                return
+
+    def _take_stack(self) -> None:
+        frame = sys._current_frames().get(self._thread_id)
+        if frame is None:  # the loop's thread has ended: nothing holds it
+            self.where = ["(no event loop)"]
+        else:
+            stack = [f for f in traceback.extract_stack(frame) if ASYNCIO not in f.filename]
+            self.where = [
+                f"{f.name} ({'/'.join(f.filename.split('/')[-2:])}:{f.lineno})"
+                for f in stack[-FRAMES:]
+            ]
 
     def _timed(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
