@@ -1,11 +1,13 @@
 """What held the reconciler's event loop, when something held it too long.
 
 Every watch and write of the reconciler waits while its event loop is held. The loop
-sleeps a tenth of a second at a time; a thread of its own looks every few milliseconds
-whether that sleep is overdue by more than `limit`, and if so takes the loop thread's
-stack then: the code that holds it. Once the loop runs again, one warning says for how
-long it was held and where. Python's garbage collections are timed too: they hold every
-thread, and a stack taken after one does not show it.
+sleeps a tenth of a second at a time; a thread of its own wakes when that sleep would be
+overdue by `limit`, and if it is, takes the loop thread's stack then: the code that holds
+it. A loop found waiting for I/O (in `select`) was held by no code of its own, but by
+another thread that kept the interpreter or by a machine that gave it no CPU. Once the
+loop runs again, one warning says for how long it was held and where. Python's garbage
+collections are timed too: they hold every thread, and a stack taken after one does not
+show it.
 """
 
 import asyncio
@@ -79,12 +81,9 @@ class Stalls:
         frame = sys._current_frames().get(self._thread_id)
         if frame is None:  # the loop's thread has ended: nothing holds it
             self.where = ["(no event loop)"]
-        else:
-            stack = [f for f in traceback.extract_stack(frame) if ASYNCIO not in f.filename]
-            self.where = [
-                f"{f.name} ({'/'.join(f.filename.split('/')[-2:])}:{f.lineno})"
-                for f in stack[-FRAMES:]
-            ]
+            return
+        stack = [f for f in traceback.extract_stack(frame) if ASYNCIO not in f.filename]
+        self.where = [_said(f) for f in stack[-FRAMES:]]
 
     def _timed(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
@@ -93,3 +92,7 @@ class Stalls:
         took = time.perf_counter() - self._collecting
         if took >= COLLECTION:
             self.collections.append((info["generation"], took))
+
+
+def _said(frame: traceback.FrameSummary) -> str:
+    return f"{frame.name} ({'/'.join(frame.filename.split('/')[-2:])}:{frame.lineno})"
