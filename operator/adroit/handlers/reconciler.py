@@ -23,7 +23,7 @@ from adroit.kube.leader import Elector
 
 BLOCKED = 0.05  # s: every watch and write of the reconciler waits meanwhile; longer is a bug
 RESTART_AFTER = 5.0  # s before a reconciler that failed is started again
-FREEZE_EVERY = 2.0  # s between two collections of what is new on the heap (then frozen)
+FREEZE_EVERY = 10.0  # s between two collections of what is new on the heap (then frozen)
 WHOLE_EVERY = 600.0  # s between two collections of the whole heap, frozen part too, at rest
 log = logging.getLogger("adroit.reconciler")
 
@@ -85,11 +85,9 @@ async def freeze_the_heap(
     The caches hold millions of objects at 2,000 flavors. A full collection scans all of
     them (more than 100 ms of CPU) and holds every thread meanwhile, the webhook's too.
     What has survived a collection is moved to the permanent generation, which collections
-    skip, so each one scans only what the last seconds allocated: in a rollout, a full
-    collection of ten seconds' survivors took up to 150 ms, of two seconds' a fifth of that.
-    A reference cycle that becomes garbage after it was frozen (a request still in flight
-    at the freeze) is reclaimed by a collection of the whole heap, every ten minutes when
-    no train moves.
+    skip, so each one scans only what the last seconds allocated. A reference cycle that
+    becomes garbage after it was frozen (a request still in flight at the freeze) is
+    reclaimed by a collection of the whole heap, every ten minutes when no train moves.
     """
     whole_at = time.monotonic() + whole_every
     while True:

@@ -17,11 +17,12 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("adroit.reconciler")
 FRAMES = 6  # innermost frames said in a warning
-ASYNCIO = "/asyncio/"  # the loop's own frames say nothing
+ASYNCIO = "/asyncio/"  # the loop's own frames say nothing, nor the timing of its steps
 COLLECTION = 0.01  # s: a garbage collection at least this long is said with the stall
 
 
@@ -41,6 +42,9 @@ class Stalls:
         self._thread_id = threading.get_ident()
         gc.callbacks.append(self._timed)
         self._looker.start()
+        handles: Any = asyncio.events.Handle  # every step of every loop runs through it
+        run = handles._run
+        handles._run = self._step(run)
         try:
             while True:
                 self.due = time.monotonic() + self.every
@@ -53,8 +57,25 @@ class Stalls:
                     )
                 self.where, self.collections = [], []
         finally:
+            handles._run = run
             self._stop.set()
             gc.callbacks.remove(self._timed)
+
+    def _step(self, run: Callable[[asyncio.Handle], None]) -> Callable[[asyncio.Handle], None]:
+        """asyncio's Handle._run (one step of the loop: a callback, or a task's run between
+        two awaits), timed on the loop's thread: a single step longer than `limit` is said
+        with the code where it ended."""
+
+        def timed(handle: asyncio.Handle) -> None:
+            started = time.perf_counter()
+            run(handle)
+            took = time.perf_counter() - started
+            if took > self.limit and threading.get_ident() == self._thread_id:
+                log.warning(
+                    "one step of the event loop took %.0f ms: %s", took * 1000, _ran(handle)
+                )
+
+        return timed
 
     def said(self) -> str:
         parts = [
@@ -82,7 +103,11 @@ class Stalls:
         if frame is None:  # the loop's thread has ended: nothing holds it
             self.where = ["(no event loop)"]
             return
-        stack = [f for f in traceback.extract_stack(frame) if ASYNCIO not in f.filename]
+        stack = [
+            f
+            for f in traceback.extract_stack(frame)
+            if ASYNCIO not in f.filename and f.filename != __file__
+        ]
         self.where = [_said(f) for f in stack[-FRAMES:]]
 
     def _timed(self, phase: str, info: dict[str, Any]) -> None:
@@ -92,6 +117,18 @@ class Stalls:
         took = time.perf_counter() - self._collecting
         if took >= COLLECTION:
             self.collections.append((info["generation"], took))
+
+
+def _ran(handle: asyncio.Handle) -> str:
+    """The coroutine a step ran, where it now waits; else the callback."""
+    callback = getattr(handle, "_callback", None)
+    task = getattr(callback, "__self__", None)
+    coro = task.get_coro() if isinstance(task, asyncio.Task) else None
+    frame = getattr(coro, "cr_frame", None)
+    if frame is None:
+        return repr(handle)
+    code = frame.f_code
+    return f"{code.co_qualname} ({'/'.join(code.co_filename.split('/')[-2:])}:{frame.f_lineno})"
 
 
 def _said(frame: traceback.FrameSummary) -> str:
