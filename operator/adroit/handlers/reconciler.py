@@ -23,7 +23,7 @@ from adroit.kube.leader import Elector
 
 BLOCKED = 0.05  # s: every watch and write of the reconciler waits meanwhile; longer is a bug
 RESTART_AFTER = 5.0  # s before a reconciler that failed is started again
-FREEZE_EVERY = 10.0  # s between two collections of what is new on the heap (then frozen)
+FREEZE_EVERY = 1.0  # s between two freezes of what survived the young collections
 WHOLE_EVERY = 600.0  # s between two collections of the whole heap, frozen part too, at rest
 log = logging.getLogger("adroit.reconciler")
 
@@ -84,17 +84,20 @@ async def freeze_the_heap(
 
     The caches hold millions of objects at 2,000 flavors. A full collection scans all of
     them (more than 100 ms of CPU) and holds every thread meanwhile, the webhook's too.
-    What has survived a collection is moved to the permanent generation, which collections
-    skip, so each one scans only what the last seconds allocated. A reference cycle that
-    becomes garbage after it was frozen (a request still in flight at the freeze) is
-    reclaimed by a collection of the whole heap, every ten minutes when no train moves.
+    Every second, what survived the young generations' collections (a millisecond or
+    two) is moved to the permanent generation, which collections skip: a full collection
+    that Python starts by itself then scans a second's survivors. A full collection of
+    ten seconds' survivors held the loop 60 to 90 ms in a rollout of 2,000 flavors.
+    A reference cycle that becomes garbage after it was frozen (a request still in flight
+    at the freeze) is reclaimed by a collection of the whole heap, every ten minutes when
+    no train moves.
     """
     whole_at = time.monotonic() + whole_every
     while True:
         gc.freeze()  # costs nothing: the first one, at start, scans nothing either
         await asyncio.sleep(every)
         if time.monotonic() < whole_at or not at_rest():
-            gc.collect()  # only what was allocated since the last freeze
+            gc.collect(1)  # the young generations: what dies young is not frozen
             continue
         started = time.perf_counter()
         gc.unfreeze()

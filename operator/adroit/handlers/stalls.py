@@ -120,10 +120,15 @@ class Stalls:
 
 
 def _ran(handle: asyncio.Handle) -> str:
-    """The coroutine a step ran, where it now waits; else the callback."""
+    """The innermost coroutine a step ran, where it now waits; else the callback."""
     callback = getattr(handle, "_callback", None)
     task = getattr(callback, "__self__", None)
-    coro = task.get_coro() if isinstance(task, asyncio.Task) else None
+    coro: Any = task.get_coro() if isinstance(task, asyncio.Task) else None
+    while (inner := getattr(coro, "cr_await", None)) is not None:  # the coroutine it awaits
+        frame = getattr(inner, "cr_frame", None)
+        if frame is None or ASYNCIO in frame.f_code.co_filename:
+            break  # down to the last one that is not asyncio's own (sleep, wait_for)
+        coro = inner
     frame = getattr(coro, "cr_frame", None)
     if frame is None:
         return repr(handle)
