@@ -33,7 +33,7 @@ class Stalls:
         self.where: list[str] = []  # the loop thread's stack, taken while it was held
         self.collections: list[tuple[int, float]] = []  # (generation, seconds), long ones
         self._collecting = 0.0
-        self._thread_id = threading.get_ident()
+        self._thread_id = 0  # the loop's, once it watches
         self._stop = threading.Event()
         self._looker = threading.Thread(target=self._look, name="adroit-loop-stalls", daemon=True)
 
@@ -132,9 +132,13 @@ def _ran(handle: asyncio.Handle) -> str:
     frame = getattr(coro, "cr_frame", None)
     if frame is None:
         return repr(handle)
-    code = frame.f_code
-    return f"{code.co_qualname} ({'/'.join(code.co_filename.split('/')[-2:])}:{frame.f_lineno})"
+    return _at(frame.f_code.co_qualname, frame.f_code.co_filename, frame.f_lineno)
 
 
 def _said(frame: traceback.FrameSummary) -> str:
-    return f"{frame.name} ({'/'.join(frame.filename.split('/')[-2:])}:{frame.lineno})"
+    return _at(frame.name, frame.filename, frame.lineno)
+
+
+def _at(name: str, path: str, line: int | None) -> str:
+    """`name (package/file.py:line)`: enough of the path to find it."""
+    return f"{name} ({'/'.join(path.split('/')[-2:])}:{line})"
