@@ -18,7 +18,7 @@ endif
 
 .PHONY: help venv crds check-crds webhooks check-webhooks lint typecheck imports unit static \
         cluster-up cluster-down cluster install test-users webhook-config run test \
-        integration test-outage tools bench bench-scale bench-status clean verification-up \
+        integration test-outage tools bench bench-scale bench-snapshot bench-status clean verification-up \
         gitops-up gitops-down \
         verification-down \
         bench-verification
@@ -122,6 +122,9 @@ bench: venv install ## time the README's flow, count API writes, measure the web
 
 bench-scale: venv install ## the reconciler's figures at scale, with N flavors (make bench-scale N=200; default 2000)
 	python bench/scale.py --flavors $(N)
+
+bench-snapshot: venv ## what the reconciler's wake-up holds the event loop for, with 2,000 flavors (no cluster)
+	python bench/snapshot.py
 
 bench-status: venv install ## time `kubectl adroit status` with 2,000 flavors and 50 finished trains
 	python bench/status.py

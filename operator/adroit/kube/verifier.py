@@ -46,6 +46,7 @@ from adroit.probes import prometheus, serving
 
 log = logging.getLogger("adroit.verifier")
 Key = tuple[str, str]
+Due = dict[Key, CarChecks | ShadowSoak]  # what is due, by (train, flavor)
 CHECK_ERROR = "CheckError"
 # A busy, broken or unreachable API server (429, 5xx, a timeout) is asked again after
 # 0.5 s, 1 s, 2 s ... 10 s at most, until the verification time is up, for at least
@@ -74,19 +75,22 @@ class Verifier:
         self._running: dict[Key, tuple[datetime, asyncio.Task[None]]] = {}
         self._session: aiohttp.ClientSession | None = None
 
-    def observe(self, world: World) -> None:
-        """Start the checks that are due and not running; forget those no longer due. Never
-        raises: a bug here must not keep the trains from being stepped."""
+    def due(self, world: World) -> Due | None:
+        """The checks and soaks due in this world: computation alone, so the controller runs
+        it off the event loop. Never raises (None): a bug here must not keep the trains from
+        being stepped."""
         try:
-            self._observe(world)
+            due: Due = {c.key: c for c in checks_due(world, self.settings)}
+            due.update({s.key: s for s in soaks_due(world, self.settings)})
+            return due
         except Exception:
             log.exception("cannot work out which verification checks are due")
+            return None
 
-    def _observe(self, world: World) -> None:
-        due: dict[Key, CarChecks | ShadowSoak] = {
-            c.key: c for c in checks_due(world, self.settings)
-        }
-        due.update({s.key: s for s in soaks_due(world, self.settings)})
+    def follow(self, due: Due | None) -> None:
+        """Start the checks that are due and not running; forget those no longer due."""
+        if due is None:
+            return
         rounds = {key: _round(check) for key, check in due.items()}
         for key, (until, task) in list(self._running.items()):
             if rounds.get(key) != until:

@@ -1,0 +1,148 @@
+"""What the reconciler's wake-up costs the event loop, with N flavors and a train in Verifying.
+
+    python bench/snapshot.py [--flavors 2000] [--runs 7]
+
+No cluster: the plan's in-memory stand-in for the stages (tests/unit/sim.py)
+takes N flavors through staging to Verifying, and the operator's Controller
+gets its caches filled with what the watches would hold (the Deployments,
+Services, budgets and one pod per replica of both stages, the Flavors, the
+Train and its ControllerRevisions). Then, as in a rollout, one object changes
+and the reconciler wakes up. Printed for each kind of change, the median of the
+runs after the first: the time the event loop is held (copying the caches,
+following the verification checks due), the time off the loop in a worker
+thread (building the world with its indexes; looking at the trains: the gauges,
+the checks due, the train's step), and the first flavor's plan on the loop.
+"""
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kubernetes_asyncio import client
+from tests.unit.sim import Sim, spec
+
+from adroit.api.train import Phase
+from adroit.kube.controller import Controller, _pod_of
+from adroit.plan.formation import REVISION_LABEL, snapshot_spec
+from adroit.plan.observe import managed_of
+from adroit.plan.render import DEPLOYMENT_LABEL
+from adroit.plan.stages import Stage
+
+
+def to_verifying(flavors: int) -> Sim:
+    sim = Sim()
+    for i in range(flavors):
+        sim.apply_flavor(f"f{i:04d}", spec("v1"))
+    sim.settle()
+    train = sim.only_train()
+    if sim.phase(train) != Phase.VERIFYING:
+        raise SystemExit(f"the train is {sim.phase(train)}, not Verifying")
+    return sim
+
+
+def fill(controller: Controller, sim: Sim) -> None:
+    """The caches as the watches would fill them."""
+    controller.flavors.items.update(sim.flavors)
+    controller.trains.items.update(
+        {n: replace(t, resource_version="1", uid=n) for n, t in sim.trains.items()}
+    )
+    controller.revisions.items.update(
+        {
+            name: snapshot_spec(kept["metadata"]["labels"][REVISION_LABEL], kept["data"])
+            for name, kept in sim.revisions.items()
+        }
+    )
+    for stage in Stage:
+        watched = controller.stages[stage]
+        workloads = {w.name: w for w in sim.stage_world(stage).workloads}
+        watched["Deployment"].items.update(workloads)
+        for (kind, name), manifest in sim.objects[stage].items():
+            if kind != "Deployment":
+                watched[kind].items[name] = managed_of(kind, manifest)
+        for name, workload in workloads.items():
+            for replica in range(workload.replicas):
+                pod = f"{name}-{replica}"
+                meta = {"name": pod, "labels": {DEPLOYMENT_LABEL: name}}
+                watched["Pod"].items[pod] = _pod_of({"metadata": meta, "status": {}})
+
+
+def ms(since: float) -> float:
+    return (time.perf_counter() - since) * 1000
+
+
+async def measure(sim: Sim, runs: int) -> None:
+    controller = Controller(client.ApiClient(), sim.settings, None)
+    fill(controller, sim)
+    train = sim.only_train()
+    versions = iter(range(2, 10**6))
+    staging = controller.stages[Stage.STAGING]["Deployment"]
+    some = next(iter(staging.items))
+
+    def change(what: str) -> None:
+        if what == "a staging Deployment":
+            staging.on_change(staging.items[some], staging.items[some])
+        elif what == "a staging pod":
+            pods = controller.stages[Stage.STAGING]["Pod"]
+            pod = next(iter(pods.items.values()))
+            pods.on_change(pod, pod)
+        elif what == "the train's status":
+            view = controller.trains.items[train]
+            controller.trains.items[train] = replace(view, resource_version=str(next(versions)))
+
+    def wake_up() -> tuple[float, float, float, float]:
+        """As the reconciler's wake-up after a change: on the loop, the caches are copied;
+        off it, the world is built and the trains are looked at; on it again, the checks due
+        are followed and the first flavor is planned. (ms on the loop, the world, the look
+        at the trains, the first flavor's plan)"""
+        start = time.perf_counter()
+        caches = controller.caches()
+        copied = ms(start)
+        start = time.perf_counter()
+        world = controller.world(caches)
+        built = ms(start)
+        start = time.perf_counter()
+        _, due = controller._look_at_trains(world)
+        looked = ms(start)
+        start = time.perf_counter()
+        controller.verifier.follow(due)
+        followed = ms(start)
+        start = time.perf_counter()
+        controller._plan_flavor(some, world)
+        return copied + followed, built, looked, ms(start)
+
+    print(f"the reconciler's wake-up with {len(sim.flavors)} flavors and a train in Verifying,")
+    print(f"median of {runs} runs after the first, ms:")
+    print(
+        f"  {'after a change of':24} {'on the loop':>11} {'the world':>10} {'the trains':>11} "
+        f"{'a flavor':>9}"
+    )
+    print(f"  {'':24} {'':>11} {'(off it)':>10} {'(off it)':>11} {'(on it)':>9}")
+    for what in ("nothing", "a staging Deployment", "a staging pod", "the train's status"):
+        figures = []
+        for _ in range(runs + 1):
+            change(what)
+            figures.append(wake_up())
+        median = [statistics.median(f[i] for f in figures[1:]) for i in range(4)]
+        print(f"  {what:24} {median[0]:11.2f} {median[1]:10.1f} {median[2]:11.1f} {median[3]:9.2f}")
+    await controller.verifier.close()
+    await controller.api.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--flavors", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    sim = to_verifying(args.flavors)
+    asyncio.run(measure(sim, args.runs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
