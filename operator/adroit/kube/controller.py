@@ -55,6 +55,7 @@ from adroit.plan.trust import SIGNATURE, signed_by_operator, train_signature, wi
 from adroit.plan.world import (
     FlavorView,
     Managed,
+    Remembered,
     StageWorld,
     TrainView,
     UnreadableFlavor,
@@ -182,6 +183,7 @@ class Controller:
         # train name -> (its view, its spec, snapshot changes, the spec with its cars' specs,
         # the view with that spec): a new status reuses the cars (2,000 copies take 10 ms)
         self._resolved: dict[str, tuple[TrainView, TrainSpec, int, TrainSpec, TrainView]] = {}
+        self._remembered = Remembered()  # what the trains' steps worked out for their cars
 
         def on(kind: str, namespace: str, **kw: Any) -> Informer:
             return Informer(api, kind, namespace, **kw)
@@ -329,6 +331,7 @@ class Controller:
         trains = tuple(self._resolved_view(t, caches) for t in caches.trains)
         for name in self._resolved.keys() - {t.name for t in trains}:
             del self._resolved[name]  # what was kept for a train goes with it
+        self._remembered.keep_only({t.name for t in trains if t.status.phase not in FINISHED})
         return World(
             now=datetime.now(UTC),
             flavors={n: v for n, v in flavors.items() if isinstance(v, FlavorView)},
@@ -339,6 +342,7 @@ class Controller:
             snapshots=caches.revisions,
             unreadable={n: v for n, v in flavors.items() if isinstance(v, UnreadableFlavor)},
             checks=caches.checks,
+            remembered=self._remembered,
         ).indexed()
 
     def _stage_world(self, stage: Stage, caches: Caches) -> StageWorld:

@@ -149,6 +149,7 @@ class Machine:
         # The verification check that failed a car, for its status (plan.verification).
         self.check_failures: dict[str, Verdict] = {}
         self._healths: dict[Stage, dict[str, Health]] = {}
+        self._releases: dict[str, Release | None] | None = None
 
     # --- bookkeeping -----------------------------------------------------
 
@@ -251,21 +252,48 @@ class Machine:
         )
 
     def releases(self) -> dict[str, Release | None]:
-        return {
-            c.flavor: car_release(c, self.view.name, self.settings) for c in self.view.spec.cars
-        }
+        """What each car runs (a car that cannot run raises CarError), worked out once per
+        step, and again only for a car or settings that are not those of the last step."""
+        if self._releases is None:
+            remembered, train = self.world.remembered, self.view.name
+            releases: dict[str, Release | None] = {}
+            for car in self.view.spec.cars:
+                key, inputs = (train, car.flavor, "release"), (car, self.settings)
+                release = remembered.get(key, inputs)
+                if not isinstance(release, Release):  # a removal (None) is quick to work out
+                    release = car_release(car, train, self.settings)
+                    remembered.put(key, inputs, release)
+                releases[car.flavor] = release
+            self._releases = releases
+        return self._releases
 
     def healths(self, stage: Stage) -> dict[str, Health]:
-        """Each car's health in `stage` (computed once per step: the world does not change)."""
+        """Each car's health in `stage` (computed once per step: the world does not change),
+        reused from an earlier step while the car's release and the flavor's objects in
+        `stage` are the same objects."""
         if stage not in self._healths:
             cars = self.cars()
             if stage is Stage.PRODUCTION:
                 cars = [c for c in cars if goes_to_production(c)]
             releases = self.releases()
-            self._healths[stage] = {
-                c.flavor: car_health(releases[c.flavor], c.flavor, stage, self.world, self.settings)
-                for c in cars
-            }
+            remembered, train, place = (
+                self.world.remembered,
+                self.view.name,
+                self.world.stage(stage),
+            )
+            healths: dict[str, Health] = {}
+            for c in cars:
+                workloads, others = place.of(c.flavor)
+                key = (train, c.flavor, stage.value)
+                inputs = (releases[c.flavor], self.settings, *workloads, *others)
+                health = remembered.get(key, inputs)
+                if not isinstance(health, Health):
+                    health = car_health(
+                        releases[c.flavor], c.flavor, stage, self.world, self.settings
+                    )
+                    remembered.put(key, inputs, health)
+                healths[c.flavor] = health
+            self._healths[stage] = healths
         return self._healths[stage]
 
     def refused(self, stage: Stage) -> dict[str, str]:

@@ -272,6 +272,31 @@ class CheckResults:
     finished: bool = False
 
 
+class Remembered:
+    """What the plan worked out in an earlier snapshot, kept while every input it was worked
+    out from is the same object. The caches replace an object when it changes, and a train's
+    cars are the same objects while its spec is: so a train of 2,000 cars renders and
+    compares only the cars whose objects changed since its last step, not all of them."""
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[str, ...], tuple[tuple[object, ...], object]] = {}
+
+    def get(self, key: tuple[str, ...], inputs: tuple[object, ...]) -> object | None:
+        kept = self._kept.get(key)
+        if kept is None or len(kept[0]) != len(inputs):
+            return None
+        same = all(a is b for a, b in zip(kept[0], inputs, strict=True))
+        return kept[1] if same else None
+
+    def put(self, key: tuple[str, ...], inputs: tuple[object, ...], value: object) -> None:
+        self._kept[key] = (inputs, value)
+
+    def keep_only(self, trains: set[str]) -> None:
+        """Forget what was worked out for trains other than these (key[0] is the train)."""
+        for key in [k for k in self._kept if k[0] not in trains]:
+            del self._kept[key]
+
+
 @dataclass(frozen=True)
 class World:
     now: datetime
@@ -289,6 +314,8 @@ class World:
     unreadable: Mapping[str, UnreadableFlavor] = field(default_factory=dict)
     # What the verification checks found, by (train, flavor) (adroit.kube.verifier runs them).
     checks: Mapping[tuple[str, str], CheckResults] = field(default_factory=dict)
+    # What earlier snapshots worked out for each train's cars (the controller keeps one).
+    remembered: Remembered = field(default_factory=Remembered, compare=False)
 
     def stage(self, stage: Stage) -> StageWorld:
         return self.staging if stage is Stage.STAGING else self.production
