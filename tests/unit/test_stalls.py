@@ -17,27 +17,43 @@ async def held_inside() -> None:
     await asyncio.sleep(0.1)
 
 
-async def free_then_held() -> None:
+async def held_to_the_end() -> None:
+    hold_the_loop(0.3)
+
+
+async def free_then_held(in_a_task: bool) -> None:
     watching = asyncio.create_task(Stalls(limit=0.05, every=0.02).watch())
     await asyncio.sleep(0.2)  # free: nothing to say
-    await held_inside()
+    if in_a_task:  # a task held from its first step to its end
+        await asyncio.create_task(held_to_the_end())
+        await asyncio.sleep(0.1)
+    else:
+        await held_inside()
     watching.cancel()
     await asyncio.gather(watching, return_exceptions=True)
 
 
-def test_a_held_loop_is_said_with_how_long_and_where(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("in_a_task", [False, True], ids=["awaited", "a-new-task"])
+def test_a_held_loop_is_said_with_how_long_and_where(
+    caplog: pytest.LogCaptureFixture, in_a_task: bool
+) -> None:
     caplog.set_level(logging.WARNING, logger="adroit.reconciler")
-    asyncio.run(free_then_held())
+    asyncio.run(free_then_held(in_a_task))
     step, blocked = sorted(r.getMessage() for r in caplog.records)
     assert blocked.startswith("the event loop was blocked for "), blocked
     assert 250 <= milliseconds(blocked, "blocked for ") < 1000, blocked
     sleeping = hold_the_loop.__code__.co_firstlineno + 1
-    assert f"held in: hold_the_loop (unit/test_stalls.py:{sleeping}) < held_inside (" in blocked
+    held = "held_to_the_end" if in_a_task else "held_inside"
+    assert f"held in: hold_the_loop (unit/test_stalls.py:{sleeping}) < {held} (" in blocked
     # The step: the innermost coroutine that ran it, where it waited next.
     assert step.startswith("one step of the event loop took "), step
     assert 250 <= milliseconds(step, "took ") < 1000, step
-    awaiting = held_inside.__code__.co_firstlineno + 2
-    assert f"held_inside (unit/test_stalls.py:{awaiting})" in step, step
+    if in_a_task:  # it ended in that step: where it begins
+        begins = held_to_the_end.__code__.co_firstlineno
+        assert f"held_to_the_end (unit/test_stalls.py:{begins}), which ended" in step, step
+    else:
+        awaiting = held_inside.__code__.co_firstlineno + 2
+        assert f"held_inside (unit/test_stalls.py:{awaiting})" in step, step
 
 
 def milliseconds(message: str, after: str) -> int:

@@ -130,9 +130,12 @@ def _ran(handle: asyncio.Handle) -> str:
             break  # down to the last one that is not asyncio's own (sleep, wait_for)
         coro = inner
     frame = getattr(coro, "cr_frame", None)
-    if frame is None:
-        return repr(handle)
-    return _at(frame.f_code.co_qualname, frame.f_code.co_filename, frame.f_lineno)
+    if frame is not None:
+        return _at(frame.f_code.co_qualname, frame.f_code.co_filename, frame.f_lineno)
+    code = getattr(coro, "cr_code", None)
+    if code is not None:  # the task ended in that step: where its coroutine begins
+        return f"{_at(code.co_qualname, code.co_filename, code.co_firstlineno)}, which ended"
+    return repr(handle)
 
 
 def _said(frame: traceback.FrameSummary) -> str:
