@@ -26,6 +26,8 @@ the benchmark's own. In one run, in this order:
    present (each probe's train is then aborted, so the next one departs), and
    the same for a minimal client written here (watch Flavors, create a
    Deployment) in a namespace of its own.
+5. From the operator's log, its own warnings: every single step of its event
+   loop longer than 50 ms, with how much of it the loop's thread ran.
 
 Writes are counted by a small HTTP proxy (this file, `--proxy`) between the
 operator and the API server: the operator's kubeconfig points at the proxy on
@@ -48,6 +50,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import socket
@@ -1322,7 +1325,35 @@ async def measure(run: Run) -> None:
         await alice.close()
 
 
+STEP = re.compile(
+    r"one step of the event loop took (\d+) ms \(its thread ran (\d+) ms of them\): (.*)"
+)
+BLOCKED = re.compile(r"the event loop was blocked for (\d+) ms")
+
+
+def loop_held(run: Run) -> None:
+    """The operator's own warnings (adroit.handlers.stalls, limit 50 ms): every single step of
+    its event loop that took longer, with how much of it the loop's thread ran (the rest it
+    waited for the interpreter or a CPU), and the turns of the loop held that long."""
+    try:
+        text = run.log.read_text(errors="replace")
+    except OSError:
+        return
+    steps = sorted(
+        ((int(m[1]), int(m[2]), m[3].strip()) for m in STEP.finditer(text)), reverse=True
+    )
+    blocked = [int(m[1]) for m in BLOCKED.finditer(text)]
+    run.fig("loop-steps").value = str(len(steps))
+    run.fig("loop-steps").note = "; ".join(
+        f"{took} ms, its thread ran {ran} ms: {where}" for took, ran, where in steps[:3]
+    )
+    run.fig("loop-blocked").value = str(len(blocked))
+    if blocked:
+        run.fig("loop-blocked").note = f"{min(blocked)} to {max(blocked)} ms"
+
+
 def report(run: Run) -> None:
+    loop_held(run)
     f = run.figures
 
     def val(key: str) -> str:
@@ -1389,6 +1420,9 @@ def report(run: Run) -> None:
     row(f"4 idle {run.idle:.0f} s: API writes", "idle-writes", "", "0")
     row("  operator CPU (of one core)", "idle-cpu", "", "<= 1 %")
     row("  operator RSS", "idle-rss", "", "<= 250 MB")
+    row("5 event loop: steps > 50 ms", "loop-steps", "", "0")
+    row("  turns held > 50 ms", "loop-blocked", "", "")
+    print(f"  {'':30s}   (the operator's own warnings, from start to the last probe)")
     print(f"  operator log: {run.log}")
 
 

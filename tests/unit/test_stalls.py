@@ -48,12 +48,38 @@ def test_a_held_loop_is_said_with_how_long_and_where(
     # The step: the innermost coroutine that ran it, where it waited next.
     assert step.startswith("one step of the event loop took "), step
     assert 250 <= milliseconds(step, "took ") < 1000, step
+    assert milliseconds(step, "its thread ran ") < 50, step  # it slept: it waited, not ran
     if in_a_task:  # it ended in that step: where it begins
         begins = held_to_the_end.__code__.co_firstlineno
         assert f"held_to_the_end (unit/test_stalls.py:{begins}), which ended" in step, step
     else:
         awaiting = held_inside.__code__.co_firstlineno + 2
         assert f"held_inside (unit/test_stalls.py:{awaiting})" in step, step
+
+
+def compute(seconds: float) -> None:
+    until = time.thread_time() + seconds
+    while time.thread_time() < until:
+        pass
+
+
+async def computed() -> None:
+    watching = asyncio.create_task(Stalls(limit=0.05, every=0.02).watch())
+    await asyncio.sleep(0.1)
+    compute(0.3)
+    await asyncio.sleep(0.1)
+    watching.cancel()
+    await asyncio.gather(watching, return_exceptions=True)
+
+
+def test_a_step_says_how_much_of_it_its_thread_ran(caplog: pytest.LogCaptureFixture) -> None:
+    """A step that computed ran on the CPU; one that waited (test above) did not: the
+    difference between the operator's own work and a machine busy with something else."""
+    caplog.set_level(logging.WARNING, logger="adroit.reconciler")
+    asyncio.run(computed())
+    step = next(r.getMessage() for r in caplog.records if "one step" in r.getMessage())
+    assert milliseconds(step, "its thread ran ") >= 250, step
+    assert milliseconds(step, "its thread ran ") <= milliseconds(step, "took "), step
 
 
 def milliseconds(message: str, after: str) -> int:

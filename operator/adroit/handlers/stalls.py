@@ -64,15 +64,20 @@ class Stalls:
     def _step(self, run: Callable[[asyncio.Handle], None]) -> Callable[[asyncio.Handle], None]:
         """asyncio's Handle._run (one step of the loop: a callback, or a task's run between
         two awaits), timed on the loop's thread: a single step longer than `limit` is said
-        with the code where it ended."""
+        with the code where it ended, and how much of it the loop's thread ran: the rest it
+        waited, for the interpreter another thread held or for a CPU the machine gave to
+        other work."""
 
         def timed(handle: asyncio.Handle) -> None:
-            started = time.perf_counter()
+            started, ran = time.perf_counter(), time.thread_time()
             run(handle)
             took = time.perf_counter() - started
             if took > self.limit and threading.get_ident() == self._thread_id:
                 log.warning(
-                    "one step of the event loop took %.0f ms: %s", took * 1000, _ran(handle)
+                    "one step of the event loop took %.0f ms (its thread ran %.0f ms of them): %s",
+                    took * 1000,
+                    (time.thread_time() - ran) * 1000,
+                    _ran(handle),
                 )
 
         return timed
