@@ -13,10 +13,10 @@ servers (5xx, 429, timeouts) are retried per key with backoff.
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -64,6 +64,7 @@ from adroit.plan.world import (
 )
 
 log = logging.getLogger("adroit.reconciler")
+T = TypeVar("T")
 MANAGED = f"{names.MANAGED_BY}={names.MANAGED_BY_VALUE}"
 TRAINS = "\0trains"  # the key of everything that needs all trains (no flavor has this name)
 MAX_BACKOFF = 10.0  # a key should not wait long after the API server is back
@@ -76,6 +77,19 @@ WRITERS = 16  # writes in flight at once
 # From this many cars on, a formed train's managedFields (an entry per car) are stripped:
 # for a smaller one they are a few KB, not worth a round trip before the train departs.
 FORGET_MANAGED_FIELDS = 50
+
+
+async def at_most(limit: int, items: Iterable[T], work: Callable[[T], Awaitable[None]]) -> None:
+    """`work` for each item, `limit` at a time, in order, by `limit` tasks that take the
+    items in turn: not a task for each item, whose making (2,000 flavors: 10 ms) is one step
+    that holds the event loop. The first error is raised; the other tasks go on."""
+    pending = iter(items)
+
+    async def worker() -> None:
+        for item in pending:
+            await work(item)
+
+    await asyncio.gather(*(worker() for _ in range(limit)))
 
 
 @dataclass(frozen=True)
@@ -473,19 +487,17 @@ class Controller:
         keys = sorted(due - {TRAINS})
         if not keys:
             return
+
         # Each flavor is planned on the event loop just before its writes: about a
         # millisecond each, with the loop free in between. (In a worker thread the planning
         # would hold the GIL against the loop's every socket call, and slow the writes.)
-        semaphore = asyncio.Semaphore(WRITERS)
-
         async def one(flavor: str) -> None:
             async def planned_and_written() -> None:  # a failure to plan is this key's alone
                 await self._flavor(flavor, self._plan_flavor(flavor, world))
 
-            async with semaphore:
-                await self._guarded(flavor, planned_and_written)
+            await self._guarded(flavor, planned_and_written)
 
-        await asyncio.gather(*(one(k) for k in keys))
+        await at_most(WRITERS, keys, one)
 
     def _plan_flavor(self, name: str, world: World) -> "FlavorWork":
         """What one flavor needs: computation, no I/O (repairs of a contested object held)."""
@@ -821,17 +833,15 @@ class Controller:
         self.changes_formed = seen
 
     async def _form(self, formation: Formation) -> None:
-        semaphore = asyncio.Semaphore(WRITERS)
-
         async def snapshot(manifest: dict[str, Any]) -> None:
-            if manifest["metadata"]["name"] in self.revisions.items:
-                return
-            async with semaphore:
-                done = await act.create(self.api, manifest)  # None: the same name, same content
-                if done is not None:
-                    self.revisions.remember(done)
+            done = await act.create(self.api, manifest)  # None: the same name, same content
+            if done is not None:
+                self.revisions.remember(done)
 
-        await asyncio.gather(*(snapshot(m) for m in formation.revisions))
+        kept = self.revisions.items
+        await at_most(
+            WRITERS, [m for m in formation.revisions if m["metadata"]["name"] not in kept], snapshot
+        )
         train = formation.train
         if self.key is not None:
             signature = train_signature(
