@@ -1326,7 +1326,8 @@ async def measure(run: Run) -> None:
 
 
 STEP = re.compile(
-    r"one step of the event loop took (\d+) ms \(its thread ran (\d+) ms of them\): (.*)"
+    r"one step of the event loop took (\d+) ms \(its thread ran (\d+) ms of them"
+    r"(; garbage collection \d+ ms)?\): (.*)"
 )
 BLOCKED = re.compile(r"the event loop was blocked for (\d+) ms")
 
@@ -1334,18 +1335,20 @@ BLOCKED = re.compile(r"the event loop was blocked for (\d+) ms")
 def loop_held(run: Run) -> None:
     """The operator's own warnings (adroit.handlers.stalls, limit 50 ms): every single step of
     its event loop that took longer, with how much of it the loop's thread ran (the rest it
-    waited for the interpreter or a CPU), and the turns of the loop held that long."""
+    waited for the interpreter or a CPU) and garbage collections took, and the turns of the
+    loop held that long."""
     try:
         text = run.log.read_text(errors="replace")
     except OSError:
         return
     steps = sorted(
-        ((int(m[1]), int(m[2]), m[3].strip()) for m in STEP.finditer(text)), reverse=True
+        ((int(m[1]), f"{m[2]} ms{m[3] or ''}", m[4].strip()) for m in STEP.finditer(text)),
+        reverse=True,
     )
     blocked = [int(m[1]) for m in BLOCKED.finditer(text)]
     run.fig("loop-steps").value = str(len(steps))
     run.fig("loop-steps").note = "; ".join(
-        f"{took} ms, its thread ran {ran} ms: {where}" for took, ran, where in steps[:3]
+        f"{took} ms, its thread ran {ran}: {where}" for took, ran, where in steps[:3]
     )
     run.fig("loop-blocked").value = str(len(blocked))
     if blocked:

@@ -109,3 +109,6 @@ def test_a_loop_held_by_garbage_collections_says_so(caplog: pytest.LogCaptureFix
     blocked = [r.getMessage() for r in caplog.records if "blocked for" in r.getMessage()]
     assert blocked, [r.getMessage() for r in caplog.records]
     assert "garbage collection of generation 2: " in blocked[0], blocked[0]
+    # The step that ran them says how much of it they took.
+    step = next(r.getMessage() for r in caplog.records if "one step" in r.getMessage())
+    assert milliseconds(step, "; garbage collection ") >= 50, step

@@ -33,6 +33,7 @@ class Stalls:
         self.where: list[str] = []  # the loop thread's stack, taken while it was held
         self.collections: list[tuple[int, float]] = []  # (generation, seconds), long ones
         self._collecting = 0.0
+        self._collected = 0.0  # s, every collection's since the watch began (any thread's)
         self._thread_id = 0  # the loop's, once it watches
         self._stop = threading.Event()
         self._looker = threading.Thread(target=self._look, name="adroit-loop-stalls", daemon=True)
@@ -64,19 +65,23 @@ class Stalls:
     def _step(self, run: Callable[[asyncio.Handle], None]) -> Callable[[asyncio.Handle], None]:
         """asyncio's Handle._run (one step of the loop: a callback, or a task's run between
         two awaits), timed on the loop's thread: a single step longer than `limit` is said
-        with the code where it ended, and how much of it the loop's thread ran: the rest it
+        with the code where it ended, how much of it the loop's thread ran (the rest it
         waited, for the interpreter another thread held or for a CPU the machine gave to
-        other work."""
+        other work), and how much of it Python's garbage collections took, in any thread."""
 
         def timed(handle: asyncio.Handle) -> None:
-            started, ran = time.perf_counter(), time.thread_time()
+            started, ran, collected = time.perf_counter(), time.thread_time(), self._collected
             run(handle)
             took = time.perf_counter() - started
             if took > self.limit and threading.get_ident() == self._thread_id:
+                ran = time.thread_time() - ran
+                collected = self._collected - collected
                 log.warning(
-                    "one step of the event loop took %.0f ms (its thread ran %.0f ms of them): %s",
+                    "one step of the event loop took %.0f ms "
+                    "(its thread ran %.0f ms of them%s): %s",
                     took * 1000,
-                    (time.thread_time() - ran) * 1000,
+                    ran * 1000,
+                    f"; garbage collection {collected * 1000:.0f} ms" if collected else "",
                     _ran(handle),
                 )
 
@@ -120,6 +125,7 @@ class Stalls:
             self._collecting = time.perf_counter()
             return
         took = time.perf_counter() - self._collecting
+        self._collected += took
         if took >= COLLECTION:
             self.collections.append((info["generation"], took))
 

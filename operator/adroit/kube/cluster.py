@@ -1,5 +1,6 @@
 """What the operator learns about its cluster at start, to log it plainly."""
 
+import asyncio
 import os
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -18,8 +19,11 @@ async def connect() -> client.ApiClient:
     try:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
-        # KUBECONFIG as it is now: the client library reads it only once, at import.
-        await config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
+        # KUBECONFIG as it is now: the client library reads it only once, at import. Read in
+        # a worker thread, on a loop of its own: the library parses it with pure-Python YAML,
+        # 20 to 30 ms that would hold the event loop for a kubeconfig with its certificates.
+        loaded = config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
+        await asyncio.to_thread(asyncio.run, loaded)
     api = client.ApiClient()
     api.user_agent = f"adroit/{version('adroit')}"
     send = api.rest_client.request
