@@ -19,11 +19,7 @@ async def connect() -> client.ApiClient:
     try:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
-        # KUBECONFIG as it is now: the client library reads it only once, at import. Read in
-        # a worker thread, on a loop of its own: the library parses it with pure-Python YAML,
-        # 20 to 30 ms that would hold the event loop for a kubeconfig with its certificates.
-        loaded = config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
-        await asyncio.to_thread(asyncio.run, loaded)
+        await asyncio.to_thread(_load_kubeconfig)
     api = client.ApiClient()
     api.user_agent = f"adroit/{version('adroit')}"
     send = api.rest_client.request
@@ -36,6 +32,13 @@ async def connect() -> client.ApiClient:
     api.rest_client.request = with_timeout  # type: ignore[method-assign]
     read_environment_once(api)
     return api
+
+
+def _load_kubeconfig() -> None:
+    """KUBECONFIG as it is now (the client library reads it only once, at import), on a loop
+    of this worker thread's own: the library parses it with pure-Python YAML, 20 to 30 ms
+    that would hold the event loop for a kubeconfig with its certificates."""
+    asyncio.run(config.load_kube_config(config_file=os.environ.get("KUBECONFIG")))
 
 
 def read_environment_once(api: client.ApiClient) -> None:
