@@ -1,5 +1,6 @@
 """What the watches bring, read as the plan sees it: Flavors, Trains and quotas."""
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -7,7 +8,7 @@ from pydantic import ValidationError
 
 from adroit.api import names
 from adroit.api.flavor import FlavorSpec, FlavorStatus
-from adroit.api.train import TrainSpec, TrainStatus
+from adroit.api.train import CarStatus, TrainSpec, TrainStatus
 from adroit.plan.approvals import Stamp, rounds, verify
 from adroit.plan.authorship import read_history
 from adroit.plan.quantity import mebibytes
@@ -119,15 +120,46 @@ def _mark(stamp: Stamp | None) -> ApprovalMark | None:
     return ApprovalMark(by=stamp.user, groups=stamp.groups, at=stamp.at)
 
 
+@dataclass(frozen=True)
+class ReadCars:
+    """A Train's cars as last read: as the API server sent them, and as they were read."""
+
+    sent: list[Any]
+    read: list[CarStatus]
+
+
+def train_status(
+    raw: dict[str, Any], earlier: ReadCars | None = None
+) -> tuple[TrainStatus, ReadCars]:
+    """A Train's status, and its cars as read. A car sent as it was in `earlier` is not read
+    again: a status of 2,000 cars takes milliseconds to read, and a write changes a few."""
+    sent = raw.get("cars")
+    if earlier is None or not isinstance(sent, list) or not sent:
+        status = TrainStatus.model_validate(raw)
+        return status, ReadCars(sent if isinstance(sent, list) else [], status.cars)
+    cars = [
+        earlier.read[i]
+        if i < len(earlier.sent) and car == earlier.sent[i]
+        else CarStatus.model_validate(car)
+        for i, car in enumerate(sent)
+    ]
+    status = TrainStatus.model_validate({**raw, "cars": []}).model_copy(update={"cars": cars})
+    return status, ReadCars(sent, cars)
+
+
 def train_view(
-    item: dict[str, Any], signing_key: bytes | None, spec: TrainSpec | None = None
+    item: dict[str, Any],
+    signing_key: bytes | None,
+    spec: TrainSpec | None = None,
+    status: TrainStatus | None = None,
 ) -> TrainView:
     """A Train as the plan sees it, its guarded annotations judged; `spec` when already parsed
-    (a Train's spec never changes)."""
+    (a Train's spec never changes), `status` when already read."""
     meta = item["metadata"]
     annotations = meta.get("annotations") or {}
     args = (meta["namespace"], meta["name"], meta["uid"])
-    status = TrainStatus.model_validate(item.get("status") or {})
+    if status is None:
+        status = TrainStatus.model_validate(item.get("status") or {})
     approved, approval_problem = _stamp(annotations, names.APPROVED, signing_key, *args)
     problem_reason = "ApprovalNotVerified"
     if approved is not None and signing_key is not None and approved.round != rounds(status):
