@@ -14,9 +14,12 @@ import yaml
 
 from adroit.api.settings import parse_settings
 from adroit.handlers import reconciler
-from adroit.kube.act import patch_status
+from adroit.kube import act
+from adroit.kube.act import BY_ELEMENT, patch_status
 from adroit.kube.cluster import connect
 from adroit.kube.metrics import REGISTRY
+from adroit.kube.rest import JSON_PATCH, MERGE
+from adroit.kube.rest import request as rest_request
 from tests.integration.operator import Operator, own_operator
 from tests.kube import FULL_RIDE, apply, eventually, kubectl
 
@@ -190,6 +193,55 @@ def test_a_conflict_is_reported_not_raised(op: Operator) -> None:
     fresh = op.get("train", "conflicted")["metadata"]["resourceVersion"]
     assert asyncio.run(attempt(fresh)) is True
     assert op.get("train", "conflicted")["status"]["reason"] == "Test"
+
+
+def test_a_long_list_in_status_is_written_by_its_changed_elements(op: Operator) -> None:
+    flavors = [f"car-{i:03d}" for i in range(BY_ELEMENT + 36)]
+    train = {
+        "apiVersion": "adroit.dev/v1alpha1",
+        "kind": "Train",
+        "metadata": {"name": "long", "namespace": op.ns},
+        "spec": {"engineer": "bob", "cars": [{"flavor": f, "remove": True} for f in flavors]},
+    }
+    apply(train)
+    first = {"phase": "Staging", "cars": [{"flavor": f, "staging": "Applying"} for f in flavors]}
+    sent: list[tuple[str, Any]] = []
+
+    async def attempt(version: str, current: dict[str, Any], desired: dict[str, Any]) -> bool:
+        api = await connect()
+        real = rest_request
+
+        async def spy(*args: Any, **kw: Any) -> dict[str, Any]:
+            sent.append((kw.get("content_type", ""), kw.get("body")))
+            return await real(*args, **kw)
+
+        try:
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(act, "request", spy)
+                written = await patch_status(api, "Train", op.ns, "long", version, current, desired)
+            return written is not None
+        finally:
+            await api.close()
+
+    # No status stored yet: a path under it does not exist, and the merge patch writes it.
+    version = op.get("train", "long")["metadata"]["resourceVersion"]
+    assert asyncio.run(attempt(version, {"cars": first["cars"][::-1]}, first))
+    assert [kind for kind, _ in sent] == [JSON_PATCH, MERGE]
+    assert op.get("train", "long")["status"] == first
+
+    second = {**first, "cars": list(first["cars"])}
+    second["cars"][7] = {"flavor": flavors[7], "staging": "Verified", "reason": "Healthy"}
+    stale = version
+    sent.clear()
+    assert asyncio.run(attempt(stale, first, second)) is False  # refused: it changed since
+    assert [kind for kind, _ in sent] == [JSON_PATCH]  # a 409, as for the merge patch
+    stored = op.get("train", "long")
+    assert stored["status"] == first
+    assert asyncio.run(attempt(stored["metadata"]["resourceVersion"], first, second))
+    assert op.get("train", "long")["status"] == second
+    kind, body = sent[-1]
+    assert kind == JSON_PATCH
+    assert [op_["path"] for op_ in body] == ["/metadata/resourceVersion", "/status/cars/7"]
 
 
 def test_an_unreachable_api_server_is_retried_with_backoff(

@@ -20,6 +20,7 @@ from adroit.kube.metrics import API_REQUESTS
 REQUEST_TIMEOUT = 30.0  # seconds; no request may hang a pass
 APPLY = "application/apply-patch+yaml"
 MERGE = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 # What a request can fail with that is not a bug: the API server's answer, a connection
 # refused, dropped or cut short, a timeout.
 FAILURES = (ApiException, aiohttp.ClientError, TimeoutError, OSError)
