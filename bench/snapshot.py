@@ -16,6 +16,7 @@ the checks due, the train's step), and the first flavor's plan on the loop.
 
 import argparse
 import asyncio
+import json
 import statistics
 import sys
 import time
@@ -28,7 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kubernetes_asyncio import client
 from tests.unit.sim import Sim, spec
 
+from adroit.api import names
 from adroit.api.train import Phase
+from adroit.kube.act import merge_patch, status_json_patch
 from adroit.kube.controller import Controller, _pod_of
 from adroit.plan.formation import REVISION_LABEL, snapshot_spec
 from adroit.plan.observe import managed_of
@@ -132,6 +135,7 @@ async def measure(sim: Sim, runs: int) -> None:
         median = [statistics.median(f[i] for f in figures[1:]) for i in range(4)]
         print(f"  {what:24} {median[0]:11.2f} {median[1]:10.1f} {median[2]:11.1f} {median[3]:9.2f}")
     await every_flavor(controller, runs)
+    status_written(controller, train, runs)
     await controller.verifier.close()
     await controller.api.close()
 
@@ -164,6 +168,66 @@ async def every_flavor(controller: Controller, runs: int) -> None:
     took, count, longest = (statistics.median(f[i] for f in figures[1:]) for i in range(3))
     print(f"every one of the {len(keys)} flavors looked at in one wake-up, median of {runs} runs:")
     print(f"  {took:.0f} ms on the loop, in {count:.0f} steps; the longest step {longest:.1f} ms")
+
+
+def status_written(controller: Controller, name: str, runs: int) -> None:
+    """A status write that changes one car of the train, as the loop sees it (ms, and the
+    body's bytes): the body made and serialized as the API client does, the answer decoded
+    and read into the cache, its echo on the watch."""
+    view = controller.trains.items[name]
+    spec = view.spec.to_wire()
+    meta = {"name": name, "namespace": "adroit", "uid": view.uid, "generation": 1}
+    meta["creationTimestamp"] = "2026-11-28T00:00:00Z"
+    api = controller.api
+    versions = iter(range(10, 10**6))
+    figures: list[tuple[float, ...]] = []
+    for run in range(runs + 1):
+        current = controller.trains.items[name].status.to_wire()
+        cars = list(current["cars"])
+        cars[run % len(cars)] = {**cars[run % len(cars)], "message": f"write {run}"}
+        desired = {**current, "cars": cars}
+        row: list[float] = []
+        for body in (
+            [{"op": "replace", "path": "/metadata/resourceVersion", "value": "1"}]
+            + (status_json_patch(current, desired) or []),
+            {"metadata": {"resourceVersion": "1"}, "status": merge_patch(current, desired)},
+        ):
+            start = time.perf_counter()
+            sent = json.dumps(api.sanitize_for_serialization(body))
+            row += [ms(start), len(sent)]
+
+        def answer(status: dict[str, Any]) -> str:
+            """The object as the API server writes it: apiVersion, kind, metadata first."""
+            version = {**meta, "resourceVersion": str(next(versions))}
+            obj = {"apiVersion": names.API_VERSION, "kind": "Train", "metadata": version}
+            return json.dumps({**obj, "spec": spec, "status": status}, separators=(",", ":"))
+
+        read_whole = answer({**current, "message": f"write {run}"})
+        controller._read_cars.clear()  # every car read, as before a status was read by car
+        start = time.perf_counter()
+        controller.trains.remember(json.loads(read_whole))
+        whole_ms = ms(start)
+        read_by_car = answer(desired)
+        start = time.perf_counter()
+        controller.trains.remember(json.loads(read_by_car))
+        row += [ms(start), whole_ms]
+        line = b'{"type":"MODIFIED","object":' + read_by_car.encode() + b"}"
+        start = time.perf_counter()
+        controller.trains._line(line)
+        row.append(ms(start))
+        start = time.perf_counter()
+        json.loads(line)
+        row.append(ms(start))
+        figures.append(tuple(row))
+    by_car, by_car_bytes, whole, whole_bytes, answer_ms, answer_whole, echo, echo_whole = (
+        statistics.median(f[i] for f in figures[1:]) for i in range(8)
+    )
+    print(f"a status write that changes one car of {len(view.spec.cars)}, median of {runs} runs:")
+    print(f"  {'on the loop, ms':34} {'now':>7} {'whole':>7}")
+    print(f"  {'the body made and serialized':34} {by_car:7.2f} {whole:7.2f}")
+    print(f"  {'  its bytes':34} {by_car_bytes:7.0f} {whole_bytes:7.0f}")
+    print(f"  {'the answer read into the cache':34} {answer_ms:7.2f} {answer_whole:7.2f}")
+    print(f"  {'its echo on the watch':34} {echo:7.2f} {echo_whole:7.2f}")
 
 
 def main() -> int:
