@@ -225,7 +225,8 @@ def test_a_long_list_in_status_is_written_by_its_changed_elements(op: Operator) 
 
     # No status stored yet: a path under it does not exist, and the merge patch writes it.
     version = op.get("train", "long")["metadata"]["resourceVersion"]
-    assert asyncio.run(attempt(version, {"cars": first["cars"][::-1]}, first))
+    one_off = [{**first["cars"][0], "staging": "Pending"}, *first["cars"][1:]]
+    assert asyncio.run(attempt(version, {"cars": one_off}, first))
     assert [kind for kind, _ in sent] == [JSON_PATCH, MERGE]
     assert op.get("train", "long")["status"] == first
 

@@ -276,11 +276,11 @@ class Controller:
             self._specs[cache_key] = honoured
         uid = meta["uid"]
         status, cars = train_status(item.get("status") or {}, self._read_cars.get(uid))
+        view = train_view(item, self.key if self.stamps else None, honoured[0], status)
         if status.phase in FINISHED:  # its cars change no more
             self._read_cars.pop(uid, None)
         else:
             self._read_cars[uid] = cars
-        view = train_view(item, self.key if self.stamps else None, honoured[0], status)
         return replace(view, ignored_fields=honoured[1]) if honoured[1] else view
 
     def _snapshot_changed(self, old: Any, new: Any) -> None:
