@@ -44,14 +44,19 @@ def _post(port: int, ca: bytes) -> dict[str, Any]:
         return dict(json.loads(answer.read()))
 
 
-def test_a_review_is_answered_while_the_operators_loop_is_busy() -> None:
+def listening() -> tuple[int, Any, bytes, OperatorSecrets]:
+    """A free port, settings that serve the webhook on it, and a certificate for it."""
     port = free_port()
     settings = parse_settings(
         "runtimes: {scikit-learn-2022-10: repo/sklearn:1}\n"
         f"admission: {{listen: 127.0.0.1, port: {port}}}\n"
     )
     cert, key = self_signed(("127.0.0.1",))
-    secrets = OperatorSecrets(b"k" * 32, cert, key, ("127.0.0.1",))
+    return port, settings, cert, OperatorSecrets(b"k" * 32, cert, key, ("127.0.0.1",))
+
+
+def test_a_review_is_answered_while_the_operators_loop_is_busy() -> None:
+    port, settings, cert, secrets = listening()
 
     async def stamp(patch: Any, userinfo: Any, **_: Any) -> None:
         patch.setdefault("metadata", {}).setdefault("annotations", {})["adroit.dev/by"] = userinfo[
@@ -86,3 +91,34 @@ def test_a_review_is_answered_while_the_operators_loop_is_busy() -> None:
     assert json.loads(base64.b64decode(response["patch"])) == [
         {"op": "add", "path": "/metadata/annotations/adroit.dev~1by", "value": "alice"}
     ]
+
+
+def test_the_tls_context_is_made_on_the_webhooks_thread_not_the_operators_loop(
+    monkeypatch: Any,
+) -> None:
+    """Loading the certificates (and the system's CA certificates) takes tens of ms: the
+    operator's loop, starting the webhook, must not wait for it."""
+    port, settings, cert, secrets = listening()
+    made_on: list[str] = []
+    build = WebhookServer._build_ssl
+
+    def recorded(self: WebhookServer) -> Any:
+        made_on.append(threading.current_thread().name)
+        return build(self)
+
+    monkeypatch.setattr(WebhookServer, "_build_ssl", recorded)
+
+    async def operator() -> dict[str, Any]:
+        review = reviewer({}, kopf.Memo(settings=settings))
+        thread = WebhookThread(WebhookServer(settings, secrets, review), review)
+        thread.start()
+        try:
+            await asyncio.wrap_future(thread.ready)
+            return await asyncio.to_thread(_post, port, cert)  # served with that context
+        finally:
+            thread.stop()
+            await asyncio.wrap_future(thread.ended)
+
+    answer = asyncio.run(operator())
+    assert answer["response"]["uid"] == "review-1"
+    assert made_on == ["adroit-webhook"]

@@ -10,6 +10,7 @@ import base64
 import concurrent.futures
 import contextlib
 import logging
+import ssl
 import tempfile
 import threading
 import time
@@ -192,7 +193,7 @@ class WebhookThread(threading.Thread):
     def __init__(self, server: WebhookServer, review: Callable[..., Awaitable[Any]]) -> None:
         super().__init__(name="adroit-webhook", daemon=True)
         self.server, self.review = server, review
-        self.context = server._build_ssl()[1]  # kopf's, from the certificate files
+        self.context: ssl.SSLContext | None = None
         self.ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         self.ended: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -201,6 +202,9 @@ class WebhookThread(threading.Thread):
 
     def run(self) -> None:
         try:
+            # kopf's, from the certificate files; made here, as it loads the system's CA
+            # certificates too: tens of milliseconds the operator's loop need not wait for.
+            self.context = self.server._build_ssl()[1]
             asyncio.run(self._serve())
         except BaseException as error:  # handed to the operator's loop
             if not self.ready.done():
