@@ -93,14 +93,18 @@ def test_a_review_is_answered_while_the_operators_loop_is_busy() -> None:
     ]
 
 
-def test_the_tls_context_is_made_on_the_webhooks_thread_not_the_operators_loop(
+def test_the_tls_context_and_the_ca_bundle_are_done_on_the_webhooks_thread(
     monkeypatch: Any,
 ) -> None:
-    """Loading the certificates (and the system's CA certificates) takes tens of ms: the
-    operator's loop, starting the webhook, must not wait for it."""
+    """Loading the certificates, and the system's CA certificates for a client of a server
+    without one, takes tens of ms: the operator's loop, starting the webhook, must not wait
+    for it."""
     port, settings, cert, secrets = listening()
     made_on: list[str] = []
     build = WebhookServer._build_ssl
+
+    async def then(api: Any) -> None:  # the operator's: the CA bundle put in place
+        made_on.append(f"then: {threading.current_thread().name}")
 
     def recorded(self: WebhookServer) -> Any:
         made_on.append(threading.current_thread().name)
@@ -110,10 +114,11 @@ def test_the_tls_context_is_made_on_the_webhooks_thread_not_the_operators_loop(
 
     async def operator() -> dict[str, Any]:
         review = reviewer({}, kopf.Memo(settings=settings))
-        thread = WebhookThread(WebhookServer(settings, secrets, review), review)
+        thread = WebhookThread(WebhookServer(settings, secrets, review), review, then)
         thread.start()
         try:
             await asyncio.wrap_future(thread.ready)
+            assert made_on[-1] == "then: adroit-webhook"  # done before it said it was ready
             return await asyncio.to_thread(_post, port, cert)  # served with that context
         finally:
             thread.stop()
@@ -121,4 +126,4 @@ def test_the_tls_context_is_made_on_the_webhooks_thread_not_the_operators_loop(
 
     answer = asyncio.run(operator())
     assert answer["response"]["uid"] == "review-1"
-    assert made_on == ["adroit-webhook"]
+    assert made_on == ["adroit-webhook", "then: adroit-webhook"]

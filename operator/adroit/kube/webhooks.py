@@ -150,21 +150,17 @@ class WebhookServer(kopf.WebhookServer):
         review that waited for it would be slow at the API server, where the failure
         policy is Fail. The thread answers as soon as it gets the interpreter (every few
         milliseconds at most), and asks the API server its approval questions with its
-        own client.
+        own client, which also puts the certificate into the webhook configuration.
         """
-        from adroit.kube.cluster import connect
 
-        thread = WebhookThread(self, self.review or fn)
+        async def install(api: client.ApiClient) -> None:
+            await install_ca_bundle(api, self.settings, self.ca)
+
+        thread = WebhookThread(self, self.review or fn, then=install)
         thread.start()
         try:
             await asyncio.wrap_future(thread.ready)
             self.listening = True
-            # Only once it listens, so that a caBundle in place means requests are answered.
-            api = await connect()
-            try:
-                await install_ca_bundle(api, self.settings, self.ca)
-            finally:
-                await api.close()
             log.info(
                 "admission webhook listening on %s:%s", self.admission.listen, self.admission.port
             )
@@ -185,14 +181,20 @@ STOP_WITHIN = 10.0  # seconds for the webhook's thread to close its connections 
 class WebhookThread(threading.Thread):
     """The webhook's HTTPS server, on its own event loop in this thread.
 
-    `ready` resolves once it listens (or fails with why it cannot); `stop()` ends it, and
-    `ended` resolves when it has.
-    The handlers get this loop's API client as `api`.
+    `ready` resolves once it listens and `then` (given this loop's API client) is done, or
+    fails with why it cannot; `stop()` ends it, and `ended` resolves when it has.
+    The handlers get this loop's API client as `api`. Its TLS context, its client and
+    `then` are made and run here: the operator's loop waits for none of them.
     """
 
-    def __init__(self, server: WebhookServer, review: Callable[..., Awaitable[Any]]) -> None:
+    def __init__(
+        self,
+        server: WebhookServer,
+        review: Callable[..., Awaitable[Any]],
+        then: Callable[[client.ApiClient], Awaitable[None]] | None = None,
+    ) -> None:
         super().__init__(name="adroit-webhook", daemon=True)
-        self.server, self.review = server, review
+        self.server, self.review, self.then = server, review, then
         self.context: ssl.SSLContext | None = None
         self.ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         self.ended: concurrent.futures.Future[None] = concurrent.futures.Future()
@@ -263,6 +265,8 @@ class WebhookThread(threading.Thread):
                 reuse_port=True,  # replicas on one host share the port, the kernel balances
             )
             await site.start()
+            if self.then is not None:  # once it listens: a caBundle in place is answered
+                await self.then(api)
             # Not if the operator stopped waiting for it (it is stopping).
             with contextlib.suppress(concurrent.futures.InvalidStateError):
                 self.ready.set_result(None)
