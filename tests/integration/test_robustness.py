@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from adroit.api.settings import parse_settings
+from adroit.api.train import MAX_CARS, CarState, CarStatus, Phase, TrainStatus
 from adroit.handlers import reconciler
 from adroit.kube import act
 from adroit.kube.act import BY_ELEMENT, patch_status
@@ -20,8 +21,13 @@ from adroit.kube.cluster import connect
 from adroit.kube.metrics import REGISTRY
 from adroit.kube.rest import JSON_PATCH, MERGE
 from adroit.kube.rest import request as rest_request
+from adroit.plan.formation import form_train
+from adroit.plan.report import within_room
+from adroit.plan.world import World
 from tests.integration.operator import Operator, own_operator
 from tests.kube import FULL_RIDE, apply, eventually, kubectl
+from tests.unit.sim import ALWAYS_OPEN, MONDAY_NOON, settings
+from tests.unit.test_formation import LONG_IMAGE, long_flavors
 
 
 @pytest.fixture
@@ -275,3 +281,49 @@ def test_an_unreachable_api_server_is_retried_with_backoff(
     assert "again in 0.5s" in retries[0]
     assert "again in 1.0s" in retries[1]
     assert "again in 2.0s" in retries[2]
+
+
+def test_the_largest_train_formed_can_still_say_that_every_car_failed(op: Operator) -> None:
+    """etcd keeps an object of at most 1.5 MiB. The longest cars a train can carry (a long
+    image, three authors) and every one of them refused by the API server with a long
+    message: the train the operator forms, and then its status, are both written."""
+    config = settings(ALWAYS_OPEN.replace("repo/sklearn:1", LONG_IMAGE))
+    formation = form_train(World(now=MONDAY_NOON, flavors=long_flavors(MAX_CARS)), config)
+    assert formation is not None
+    train = formation.train
+    train["metadata"]["namespace"] = op.ns
+    cars = train["spec"]["cars"]
+    message = "the API server refused its staging write: " + "x" * 1000
+    failed = TrainStatus(
+        phase=Phase.ROLLED_BACK,
+        cars=[
+            CarStatus(flavor=c["flavor"], staging=CarState.FAILED, message=message) for c in cars
+        ],
+    )
+
+    async def form_and_fail() -> dict[str, Any] | None:
+        api = await connect()
+        try:
+            made = await act.create(api, train)  # as the operator forms one
+            assert made is not None
+            meta = made["metadata"]
+            made = await act.forget_managed_fields(api, "Train", op.ns, meta["name"])
+            assert made is not None
+            return await patch_status(
+                api,
+                "Train",
+                op.ns,
+                meta["name"],
+                made["metadata"]["resourceVersion"],
+                {},
+                within_room(failed).to_wire(),
+            )
+        finally:
+            await api.close()
+
+    assert asyncio.run(form_and_fail()) is not None
+    stored = op.get("train", formation.name)
+    assert [c["flavor"] for c in stored["status"]["cars"]] == [c["flavor"] for c in cars]
+    assert {c["staging"] for c in stored["status"]["cars"]} == {"Failed"}
+    assert stored["status"]["cars"][0]["message"].startswith(message[:100])
+    assert len(json.dumps(stored)) < 1_300_000

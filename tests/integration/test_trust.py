@@ -131,3 +131,32 @@ def test_notifications_are_escaped_for_slack(op: Operator, webhook: Webhook) -> 
     assert "&lt;!channel&gt; &amp; &lt;@U123&gt;" in text
     assert "<" not in text, json.dumps(text)
     assert ">" not in text, json.dumps(text)
+
+
+def test_a_train_too_large_for_its_status_is_refused_with_what_to_do(
+    tmp_path: Path, webhook: Webhook
+) -> None:
+    """A Train created by CI with every spec embedded: beyond its spec's share of the 1.5 MiB
+    that etcd keeps of one object, its status would find no room later. Refused at once,
+    saying how to split it; the same cars naming their snapshots instead fit."""
+    with own_operator(tmp_path, webhook=webhook) as op:
+        op.start()
+        spec = op.flavor("ads", version="v2")["spec"]
+        spec["model"]["configPath"] = "ads_pctr/" + "c" * 200 + "/config.yaml"
+        revision = flavor_revision(FlavorSpec.model_validate(spec))
+        cars = [{"flavor": f"ads-{i:04d}", "revision": revision, "spec": spec} for i in range(1500)]
+        train = {
+            "apiVersion": "adroit.dev/v1alpha1",
+            "kind": "Train",
+            "metadata": {"name": "everything", "namespace": op.ns},
+            "spec": {"engineer": "bob", "cars": cars},
+        }
+        created = kubectl("create", "-f", "-", user="bob", stdin=json.dumps(train), check=False)
+        assert created.returncode != 0
+        assert "train everything: its spec takes" in created.stderr
+        assert "split its cars into two or more Trains" in created.stderr
+        assert op.trains() == []
+        for car in cars:
+            del car["spec"]
+        kubectl("create", "-f", "-", user="bob", stdin=json.dumps(train))
+        assert [t["metadata"]["name"] for t in op.trains()] == ["everything"]

@@ -4,8 +4,18 @@ import json
 from datetime import timedelta
 
 from adroit.api.flavor import FlavorStatus
-from adroit.api.train import MAX_CARS, Phase, TrainSpec, TrainStatus
-from adroit.plan.formation import form_train, prune, snapshot_matches, snapshot_spec
+from adroit.api.train import (
+    MAX_CARS,
+    SPEC_BYTES,
+    STATUS_BYTES,
+    CarState,
+    CarStatus,
+    Phase,
+    TrainSpec,
+    TrainStatus,
+)
+from adroit.plan.formation import form_train, prune, snapshot_matches, snapshot_spec, wire_bytes
+from adroit.plan.report import CAR_MESSAGE, within_room
 from adroit.plan.stages import Stage
 from adroit.plan.world import FlavorView, TrainView, World
 from tests.unit.sim import ALWAYS_OPEN, MONDAY_NOON, Sim, settings, spec
@@ -223,3 +233,95 @@ def test_a_revision_that_ended_badly_stays_remembered_beyond_the_history_limit()
     sim.run(40)
     deployed(sim, "other", "v3")
     assert failed not in sim.trains
+
+
+# A serving image as long as a private registry's, with a digest (the catalog allows 512).
+LONG_IMAGE = "registry.ml-platform.internal.example.com/serving/runtimes/" + (
+    "scikit-learn-2022-10-with-custom-preprocessing-and-feature-store-client@sha256:" + "a" * 64
+)
+CI = "system:serviceaccount:platform-gitops:kustomize-controller-for-model-serving"
+
+
+def long_flavors(count: int) -> dict[str, FlavorView]:
+    """Changes whose cars are long: long names, a long image, three authors each."""
+    views = {}
+    for i in range(count):
+        name = f"ads-pctr-recommendation-ranking-model-eu-west-{i:05d}"
+        views[name] = FlavorView(
+            name=name,
+            spec=spec(f"v{i}"),
+            generation=1,
+            status=FlavorStatus(),
+            author=CI,
+            changes=(("r1", "alice.anderson@example.com"), ("r2", "bob.brown@example.com")),
+        )
+    return views
+
+
+def test_long_cars_form_a_train_whose_spec_leaves_its_status_room() -> None:
+    """A Train is one etcd object (1.5 MiB with everything): 2,000 long cars do not fit
+    beside their status. The train takes the earliest changes that fit in its spec's share,
+    and the rest board the next train: no train the API server would refuse, nor one whose
+    status could no longer be written."""
+    config = settings(ALWAYS_OPEN.replace("repo/sklearn:1", LONG_IMAGE))
+    flavors = long_flavors(MAX_CARS)
+    formation = form_train(World(now=MONDAY_NOON, flavors=flavors), config)
+    assert formation is not None
+    cars = formation.train["spec"]["cars"]
+    assert cars[0]["image"] == LONG_IMAGE
+    assert len(cars[0]["authors"]) == 3
+    size = wire_bytes(formation.train["spec"])
+    assert size <= SPEC_BYTES
+    assert 500 < len(cars) < MAX_CARS, f"{len(cars)} cars"
+    assert size + wire_bytes(cars[0]) > SPEC_BYTES - 1000, "it takes as many as fit"
+    assert len(formation.revisions) == len(cars)
+
+    done = TrainView(
+        name=formation.name,
+        created_at=MONDAY_NOON,
+        spec=TrainSpec.model_validate(formation.train["spec"]),
+        status=TrainStatus(phase=Phase.FAILED),  # its cars do not ride again by themselves
+    )
+    later = form_train(World(now=MONDAY_NOON, flavors=flavors, trains=(done,)), config)
+    assert later is not None
+    rest = {c["flavor"] for c in later.train["spec"]["cars"]}
+    assert rest == set(flavors) - {c["flavor"] for c in cars}
+
+
+def test_every_car_refused_with_a_long_message_leaves_the_status_writable() -> None:
+    """A LimitRange that refuses every Deployment fails 2,000 cars at once, each with the
+    API server's message: the messages are shortened, then the last cars keep only their
+    reason, so that the status stays within its share and the train can still end."""
+    flavors = [f"ads-pctr-recommendation-ranking-model-eu-west-{i:05d}" for i in range(MAX_CARS)]
+    refusal = (
+        'Deployment.apps "{}" is invalid: spec.template.spec.containers[0].resources.limits.'
+        'memory: Invalid value: "64Gi": must be less than or equal to memory limit of 32Gi '
+    )
+    status = TrainStatus(
+        phase=Phase.ROLLED_BACK,
+        message="car x in staging: the API server refused it",
+        cars=[
+            CarStatus(
+                flavor=f,
+                staging=CarState.FAILED,
+                reason="Failed",
+                message=(refusal.format(f) * 8),
+            )
+            for f in flavors
+        ],
+    )
+    assert wire_bytes(status.to_wire()) > 2 * STATUS_BYTES
+    kept = within_room(status)
+    assert wire_bytes(kept.to_wire()) <= STATUS_BYTES
+    assert [c.flavor for c in kept.cars] == flavors
+    assert all(c.reason == "Failed" and c.staging == CarState.FAILED for c in kept.cars)
+    first, last = kept.cars[0], kept.cars[-1]
+    assert first.message is not None
+    assert first.message.startswith(refusal.format(flavors[0])[:100])
+    assert len(first.message) == CAR_MESSAGE
+    assert first.message.endswith("…")
+    assert last.message is None
+    assert kept.message == status.message
+
+    short = status.model_copy(update={"cars": status.cars[:10]})
+    assert within_room(short) is short, "a status with room is left as it is"

@@ -34,6 +34,11 @@ ENDED_BADLY = FINISHED - {Phase.DEPLOYED}
 # One train carries a platform-wide change (one approval); the operator forms
 # trains of at most this many cars, and the rest board the next.
 MAX_CARS = 2000
+# A Train is one object in etcd, which takes at most 1.5 MiB (1,572,864 bytes) with its
+# metadata. Its spec and its status each get a share, so that neither can push the other
+# past the limit and leave a train whose status can no longer be written. Bytes of JSON.
+SPEC_BYTES = 600_000  # the operator forms no larger train; the webhook refuses a larger one
+STATUS_BYTES = 450_000  # a train's status: car messages are shortened to stay within it
 # The longest username a train records (a car's authors, its engineer): a Kubernetes name.
 USERNAME_LIMIT = 253
 MAX_AUTHORS = 100  # the authors a car names (the webhook remembers as many changes)

@@ -14,7 +14,7 @@ import kopf
 from adroit.api import names
 from adroit.api.flavor import FlavorSpec
 from adroit.api.settings import Settings
-from adroit.api.train import Phase, TrainSpec, TrainStatus
+from adroit.api.train import SPEC_BYTES, Phase, TrainSpec, TrainStatus
 from adroit.kube.access import may_approve
 from adroit.kube.metrics import APPROVALS
 from adroit.kube.rest import FAILURES
@@ -28,11 +28,13 @@ from adroit.plan.approvals import (
     sign,
 )
 from adroit.plan.authorship import with_change, write_author
+from adroit.plan.formation import wire_bytes
 from adroit.plan.revision import flavor_revision
 from adroit.plan.routes import shadow_refusal
 from adroit.plan.trust import catalog_refusal, owned_fields, runtime_refusal
 
 FORBIDDEN = 403
+INVALID = 422
 UNAVAILABLE = 503
 
 
@@ -130,6 +132,21 @@ def _refuse_what_only_the_operator_sets(spec: TrainSpec, settings: Settings) -> 
         raise kopf.AdmissionError(why, code=FORBIDDEN)
 
 
+def _refuse_too_large(name: str, spec: Any) -> None:
+    """A spec that would leave its status no room under etcd's limit is refused now: later,
+    every status write of the train would be refused and the train stuck where it is."""
+    size = wire_bytes(spec or {})
+    if size > SPEC_BYTES:
+        raise kopf.AdmissionError(
+            f"train {name}: its spec takes {size:,} bytes as JSON; a Train's spec may take at "
+            f"most {SPEC_BYTES:,}, so that its status fits beside it within etcd's 1.5 MiB per "
+            "object: split its cars into two or more Trains (a car that names its revision "
+            "and leaves out its spec, kept in the ControllerRevision FLAVOR-REVISION, takes "
+            "far less room)",
+            code=INVALID,
+        )
+
+
 @kopf.on.mutate(names.GROUP, names.VERSION, "trains", id="trains")  # type: ignore[arg-type]
 async def check_and_sign(
     body: kopf.Body,
@@ -157,6 +174,8 @@ async def check_and_sign(
         _set(patch, names.CREATED_BY, created_by)
     phase_text = ((old or body).get("status") or {}).get("phase")
     phase = Phase(phase_text) if phase_text else None
+    if operation == "CREATE":
+        _refuse_too_large(name, body.get("spec"))
     spec = _train_spec(body)
     if operation == "CREATE" and user != getattr(memo, "operator_user", None):
         _refuse_what_only_the_operator_sets(spec, settings)

@@ -64,9 +64,9 @@ def _pending(view: FlavorView, world: World, revision: str, running: str | None)
                 return (
                     ConditionStatus.TRUE,
                     "NotDeployed",
-                    f"train {train.name} took revision {revision} out ({why.reason}: "
-                    f"{why.message}): change the Flavor, or create a Train to try this "
-                    "revision again",
+                    f"train {train.name} took revision {revision} out ({why.reason}"
+                    f"{': ' + why.message if why.message else ''}): change the Flavor, or "
+                    "create a Train to try this revision again",
                 )
     return (ConditionStatus.TRUE, "AwaitingTrain", f"revision {revision} waits for a release train")
 

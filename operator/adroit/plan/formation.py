@@ -7,6 +7,7 @@ else that differs from what runs forms a train, a revert to an older revision
 included.
 """
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,7 +15,15 @@ from typing import Any
 from adroit.api import names
 from adroit.api.flavor import FlavorSpec
 from adroit.api.settings import Settings
-from adroit.api.train import ENDED_BADLY, MAX_AUTHORS, MAX_CARS, USERNAME_LIMIT, Car, TrainSpec
+from adroit.api.train import (
+    ENDED_BADLY,
+    MAX_AUTHORS,
+    MAX_CARS,
+    SPEC_BYTES,
+    USERNAME_LIMIT,
+    Car,
+    TrainSpec,
+)
 from adroit.plan.authorship import authors_since
 from adroit.plan.cars import CarError, car_release, images_for, snapshot_name
 from adroit.plan.render import Manifest, Release
@@ -210,11 +219,35 @@ def _change(view: FlavorView, world: World, settings: Settings) -> tuple[Car, bo
     return car.model_copy(update={"image": image, "shadow_image": shadow_image}), False
 
 
+# What a spec holds beside its cars: the engineer (a username at most), runtimeRelease,
+# the keys and brackets.
+_SPEC_FRAME = USERNAME_LIMIT + 100
+
+
+def wire_bytes(value: Any) -> int:
+    """The bytes of a value as JSON, escapes counted at their longest (the API server
+    writes <, > and & as \\u003c, \\u003e and \\u0026)."""
+    text = json.dumps(value, separators=(",", ":"))
+    return len(text) + 5 * sum(text.count(c) for c in "<>&")
+
+
+def _fitting(cars: list[Car]) -> int:
+    """How many of the cars, in order, a train's spec holds within SPEC_BYTES (at least one:
+    a single car is far smaller)."""
+    used = _SPEC_FRAME
+    for count, car in enumerate(cars):
+        used += wire_bytes(car.to_wire()) + 1
+        if used > SPEC_BYTES:
+            return max(count, 1)
+    return len(cars)
+
+
 def form_train(world: World, settings: Settings) -> Formation | None:
     """A new train with the changes no train carries, when no train is on the tracks.
 
-    At most MAX_CARS cars, earliest changes first: the rest board the next train.
-    Its cars carry no spec: each names its ControllerRevision, made first.
+    At most MAX_CARS cars, and no more than fit in SPEC_BYTES, earliest changes first: the
+    rest board the next train. Its cars carry no spec: each names its ControllerRevision,
+    made first.
     """
     if world.on_tracks is not None:
         return None
@@ -228,7 +261,7 @@ def form_train(world: World, settings: Settings) -> Formation | None:
     if not changes:
         return None
     changes.sort(key=lambda c: (c[0] is None, c[0] or world.now, c[1].flavor))
-    changes = changes[:MAX_CARS]
+    changes = changes[: _fitting([car for _, car, _, _ in changes[:MAX_CARS]])]
     first = changes[0][2]
     engineer = _recordable(first.author) or first.spec.owner
     spec = TrainSpec(

@@ -4,10 +4,19 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from adroit.api.conditions import ConditionStatus
-from adroit.api.train import FINISHED, Approval, CarState, CarStatus, Phase, TrainStatus
+from adroit.api.train import (
+    FINISHED,
+    STATUS_BYTES,
+    Approval,
+    CarState,
+    CarStatus,
+    Phase,
+    TrainStatus,
+)
 from adroit.plan.cars import goes_to_production, needs_approval
 from adroit.plan.conditions import set_condition
 from adroit.plan.converge import Health
+from adroit.plan.formation import wire_bytes
 from adroit.plan.runbook import Breach
 from adroit.plan.world import TrainView
 
@@ -52,6 +61,63 @@ def car_statuses(
             CarStatus(flavor=car.flavor, staging=s, production=p, reason=reason, message=message)
         )
     return cars
+
+
+# A car's status beside its texts, as JSON: its keys, the longest states, the punctuation.
+_CAR_FRAME = 100
+CAR_MESSAGE = 200  # characters of a car's message kept when the status runs short of room
+CHECK_RESPONSE = 100  # characters of a failed check's answer kept then
+
+
+def _car_bytes(car: CarStatus) -> int:
+    size = _CAR_FRAME + len(car.flavor) + len(car.reason or "")
+    if car.message is not None:
+        size += wire_bytes(car.message)
+    if car.check is not None:
+        size += wire_bytes(car.check.to_wire())
+    return size
+
+
+def _shortened(text: str | None, limit: int) -> str | None:
+    return text if text is None or len(text) <= limit else text[: limit - 1] + "…"
+
+
+def within_room(status: TrainStatus) -> TrainStatus:
+    """The status, its cars' messages shortened until it fits in STATUS_BYTES.
+
+    Thousands of cars failed at once (a LimitRange that refuses every Deployment) must not
+    make the status too large to be written: the train would be stuck where it is. First
+    every message is cut to CAR_MESSAGE characters and a check's answer to CHECK_RESPONSE;
+    if that is still too much, the last cars keep their reason but lose their message. The
+    train's own message and history name the first failed car with the whole message.
+    """
+    rest = wire_bytes(status.model_copy(update={"cars": []}).to_wire())
+    sizes = [_car_bytes(c) for c in status.cars]
+    room = STATUS_BYTES - rest
+    if sum(sizes) <= room:
+        return status
+    cars = []
+    for car in status.cars:
+        check = car.check
+        if check is not None and check.response is not None:
+            check = check.model_copy(
+                update={"response": _shortened(check.response, CHECK_RESPONSE)}
+            )
+        cars.append(
+            car.model_copy(update={"message": _shortened(car.message, CAR_MESSAGE), "check": check})
+        )
+    sizes = [_car_bytes(c) for c in cars]
+    total = sum(sizes)
+    for index in range(len(cars) - 1, -1, -1):
+        if total <= room:
+            break
+        car = cars[index]
+        if car.message is None and (car.check is None or car.check.response is None):
+            continue
+        check = car.check.model_copy(update={"response": None}) if car.check else None
+        cars[index] = car.model_copy(update={"message": None, "check": check})
+        total += _car_bytes(cars[index]) - sizes[index]
+    return status.model_copy(update={"cars": cars})
 
 
 def _staging_state(phase: Phase, h: Health | None, failed: bool) -> CarState:

@@ -5,7 +5,7 @@ from dataclasses import dataclass, replace
 from adroit.api.settings import Settings
 from adroit.api.train import FINISHED, ON_THE_TRACKS, Phase, TrainStatus
 from adroit.plan.machine import Machine, Notice
-from adroit.plan.report import car_statuses, with_approval, with_conditions
+from adroit.plan.report import car_statuses, with_approval, with_conditions, within_room
 from adroit.plan.stages import Stage
 from adroit.plan.verification import with_check_failures
 from adroit.plan.world import TrainView, World
@@ -43,7 +43,8 @@ def step_train(
             "observed_generation": view.generation,
         }
     )
-    return TrainStep(with_conditions(view, status, world.now), tuple(machine.notices))
+    status = with_conditions(view, status, world.now)
+    return TrainStep(within_room(status), tuple(machine.notices))
 
 
 def step_trains(world: World, settings: Settings) -> dict[str, TrainStep]:
