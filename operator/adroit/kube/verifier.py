@@ -115,7 +115,7 @@ class Verifier:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
+            self._session = serving.session()
         return self._session
 
     async def _run(self, check: CarChecks) -> None:
