@@ -105,8 +105,11 @@ run: venv install webhook-config ## run the operator in the foreground against t
 tools: ## build the install tests' tools: helm, lua-health (cached under ~/.cache/adroit/bin)
 	hack/tools/build.sh
 
+# Two pytest workers, each test file on one of them (the tests wait on the cluster more than
+# they compute); then, alone, the tests that stop the control plane.
 test: venv static install tools ## lint, types, layers, unit and integration tests
-	pytest -q
+	pytest -q -n 2 --dist loadfile -m "not outage"
+	pytest -q -m outage
 
 integration: venv install tools ## only the tests against the cluster
 	pytest tests/integration -q

@@ -48,7 +48,7 @@ def take_over(op: Operator, leader: str) -> tuple[str, float]:
 
 def test_the_other_replica_takes_over_and_the_train_carries_on(op: Operator) -> None:
     pool = f"leader-{int(time.time())}"
-    label = f"adroit-test/pool={pool}"
+    label = f"adroit-test/{pool}=yes"
     kubectl("label", "node", "kwok-node-0", label)
     try:
         op.spawn(replica="replica-a")
@@ -56,7 +56,9 @@ def test_the_other_replica_takes_over_and_the_train_carries_on(op: Operator) -> 
         leader = str(eventually(lambda: holder(op), what="a leader"))
         assert leader in ("replica-a", "replica-b")
 
-        apply(op.flavor("ads", version="v1", nodeSelector={"adroit-test/pool": pool}), user="bob")
+        apply(
+            op.flavor("ads", version="v1", nodeSelector={f"adroit-test/{pool}": "yes"}), user="bob"
+        )
         train = op.new_train()
         op.wait_phase(train, "Verifying")
         leader, took = take_over(op, leader)
@@ -64,7 +66,7 @@ def test_the_other_replica_takes_over_and_the_train_carries_on(op: Operator) -> 
         op.wait_phase(train, "AwaitingApproval", timeout=90)
 
         # Without the label, production pods cannot start: the train holds in Promoting.
-        kubectl("label", "node", "kwok-node-0", "adroit-test/pool-")
+        kubectl("label", "node", "kwok-node-0", f"adroit-test/{pool}-")
         kubectl("annotate", "train", train, "-n", op.ns, "adroit.dev/approved=true", user="alice")
         op.wait_phase(train, "Promoting")
         eventually(lambda: op.deployments("production", "ads"), what="a production Deployment")
@@ -84,7 +86,7 @@ def test_the_other_replica_takes_over_and_the_train_carries_on(op: Operator) -> 
         )
         assert production[0]["metadata"]["generation"] == 1
     finally:
-        kubectl("label", "node", "kwok-node-0", "adroit-test/pool-", check=False)
+        kubectl("label", "node", "kwok-node-0", f"adroit-test/{pool}-", check=False)
 
 
 def test_a_replica_that_stops_hands_the_lease_over_at_once(op: Operator) -> None:

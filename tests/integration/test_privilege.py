@@ -37,8 +37,10 @@ def can(*args: str, user: str | None = None, as_: str | None = None) -> bool:
 
 @pytest.mark.parametrize("user", USERS)
 @pytest.mark.parametrize("verb", ["get", "list", "watch"])
-@pytest.mark.parametrize("namespace", ["adroit", NAMESPACE])
+@pytest.mark.parametrize("namespace", ["adroit", "the-tests-own"])
 def test_no_user_reads_secrets(user: str, verb: str, namespace: str) -> None:
+    # The tests' own namespace is named for each process: the same tests are collected in each.
+    namespace = NAMESPACE if namespace == "the-tests-own" else namespace
     assert not can(verb, "secrets", "-n", namespace, user=user)
     assert not can(verb, "secrets/adroit-approval-key", "-n", namespace, user=user)
 

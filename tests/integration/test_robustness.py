@@ -41,11 +41,13 @@ def op(tmp_path: Path) -> Iterator[Operator]:
 
 def test_killed_at_every_phase_it_carries_on(op: Operator) -> None:
     pool = f"restart-{int(time.time())}"
-    label = f"adroit-test/pool={pool}"
+    label = f"adroit-test/{pool}=yes"
     try:
         op.spawn()
         # The pods need a node label that nobody has yet: the train holds in Staging.
-        apply(op.flavor("ads", version="v1", nodeSelector={"adroit-test/pool": pool}), user="bob")
+        apply(
+            op.flavor("ads", version="v1", nodeSelector={f"adroit-test/{pool}": "yes"}), user="bob"
+        )
         train = op.new_train()
         op.wait_phase(train, "Staging")
         op.kill()
@@ -59,7 +61,7 @@ def test_killed_at_every_phase_it_carries_on(op: Operator) -> None:
         op.kill()
         op.spawn()
         # Without the label, production pods cannot start: the train holds in Promoting.
-        kubectl("label", "node", "kwok-node-0", "adroit-test/pool-")
+        kubectl("label", "node", "kwok-node-0", f"adroit-test/{pool}-")
         op.approve_once_served(train)
         op.wait_phase(train, "Promoting")
         eventually(lambda: op.deployments("production", "ads"), what="a production Deployment")
@@ -83,7 +85,7 @@ def test_killed_at_every_phase_it_carries_on(op: Operator) -> None:
         assert production[0]["metadata"]["generation"] == 1
         assert op.phase(train) == "Deployed"
     finally:
-        kubectl("label", "node", "kwok-node-0", "adroit-test/pool-", check=False)
+        kubectl("label", "node", "kwok-node-0", f"adroit-test/{pool}-", check=False)
 
 
 def test_after_deployed_a_restart_writes_nothing(

@@ -133,17 +133,17 @@ def test_broken_staging_is_reverted_and_production_untouched(tmp_path: Path) -> 
 
 def test_staging_that_breaks_during_verification_is_rolled_back(tmp_path: Path) -> None:
     pool = f"verify-{int(time.time())}"
-    kubectl("label", "node", "kwok-node-0", f"adroit-test/pool={pool}")
+    kubectl("label", "node", "kwok-node-0", f"adroit-test/{pool}=yes")
     try:
         with own_operator(tmp_path, timeouts={"verifyFor": "60s"}) as op:
             op.start()
             apply(
-                op.flavor("fragile", version="f1", nodeSelector={"adroit-test/pool": pool}),
+                op.flavor("fragile", version="f1", nodeSelector={f"adroit-test/{pool}": "yes"}),
                 user="bob",
             )
             train = op.new_train()
             op.wait_phase(train, "Verifying")
-            kubectl("label", "node", "kwok-node-0", "adroit-test/pool-")
+            kubectl("label", "node", "kwok-node-0", f"adroit-test/{pool}-")
             kubectl(
                 "delete",
                 "pods",
@@ -160,7 +160,7 @@ def test_staging_that_breaks_during_verification_is_rolled_back(tmp_path: Path) 
             )
             eventually(lambda: op.deployments("staging", "fragile") == [], what="staging emptied")
     finally:
-        kubectl("label", "node", "kwok-node-0", "adroit-test/pool-", check=False)
+        kubectl("label", "node", "kwok-node-0", f"adroit-test/{pool}-", check=False)
 
 
 def test_staging_only_flavor_is_verified_and_skipped_in_production(op: Operator) -> None:
