@@ -13,8 +13,9 @@ from adroit.api.train import (
     Phase,
     TrainSpec,
     TrainStatus,
+    wire_bytes,
 )
-from adroit.plan.formation import form_train, prune, snapshot_matches, snapshot_spec, wire_bytes
+from adroit.plan.formation import form_train, prune, snapshot_matches, snapshot_spec
 from adroit.plan.report import CAR_MESSAGE, within_room
 from adroit.plan.stages import Stage
 from adroit.plan.world import FlavorView, TrainView, World

@@ -1,8 +1,9 @@
 """The Train resource: a release carrying flavor revisions to production (SPEC section 3)."""
 
+import json
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field
 
@@ -39,6 +40,15 @@ MAX_CARS = 2000
 # past the limit and leave a train whose status can no longer be written. Bytes of JSON.
 SPEC_BYTES = 600_000  # the operator forms no larger train; the webhook refuses a larger one
 STATUS_BYTES = 450_000  # a train's status: car messages are shortened to stay within it
+
+
+def wire_bytes(value: Any) -> int:
+    """The bytes of a value as JSON, as the shares above count them: escapes at their
+    longest (the API server writes <, > and & as \\u003c, \\u003e and \\u0026)."""
+    text = json.dumps(value, separators=(",", ":"))
+    return len(text) + 5 * sum(text.count(c) for c in "<>&")
+
+
 # The longest username a train records (a car's authors, its engineer): a Kubernetes name.
 USERNAME_LIMIT = 253
 MAX_AUTHORS = 100  # the authors a car names (the webhook remembers as many changes)

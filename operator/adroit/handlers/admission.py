@@ -14,7 +14,7 @@ import kopf
 from adroit.api import names
 from adroit.api.flavor import FlavorSpec
 from adroit.api.settings import Settings
-from adroit.api.train import SPEC_BYTES, Phase, TrainSpec, TrainStatus
+from adroit.api.train import SPEC_BYTES, Phase, TrainSpec, TrainStatus, wire_bytes
 from adroit.kube.access import may_approve
 from adroit.kube.metrics import APPROVALS
 from adroit.kube.rest import FAILURES
@@ -28,7 +28,6 @@ from adroit.plan.approvals import (
     sign,
 )
 from adroit.plan.authorship import with_change, write_author
-from adroit.plan.formation import wire_bytes
 from adroit.plan.revision import flavor_revision
 from adroit.plan.routes import shadow_refusal
 from adroit.plan.trust import catalog_refusal, owned_fields, runtime_refusal

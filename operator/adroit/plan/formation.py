@@ -7,7 +7,6 @@ else that differs from what runs forms a train, a revert to an older revision
 included.
 """
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,6 +22,7 @@ from adroit.api.train import (
     USERNAME_LIMIT,
     Car,
     TrainSpec,
+    wire_bytes,
 )
 from adroit.plan.authorship import authors_since
 from adroit.plan.cars import CarError, car_release, images_for, snapshot_name
@@ -222,13 +222,6 @@ def _change(view: FlavorView, world: World, settings: Settings) -> tuple[Car, bo
 # What a spec holds beside its cars: the engineer (a username at most), runtimeRelease,
 # the keys and brackets.
 _SPEC_FRAME = USERNAME_LIMIT + 100
-
-
-def wire_bytes(value: Any) -> int:
-    """The bytes of a value as JSON, escapes counted at their longest (the API server
-    writes <, > and & as \\u003c, \\u003e and \\u0026)."""
-    text = json.dumps(value, separators=(",", ":"))
-    return len(text) + 5 * sum(text.count(c) for c in "<>&")
 
 
 def _fitting(cars: list[Car]) -> int:

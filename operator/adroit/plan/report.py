@@ -12,11 +12,11 @@ from adroit.api.train import (
     CarStatus,
     Phase,
     TrainStatus,
+    wire_bytes,
 )
 from adroit.plan.cars import goes_to_production, needs_approval
 from adroit.plan.conditions import set_condition
 from adroit.plan.converge import Health
-from adroit.plan.formation import wire_bytes
 from adroit.plan.runbook import Breach
 from adroit.plan.world import TrainView
 
