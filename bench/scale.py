@@ -88,6 +88,9 @@ TRAIN_AT_REST = 10  # dry-run annotations of the largest train once everything h
 # --- the API, raw JSON over aiohttp ----------------------------------------------------------
 
 
+RETRIES = 4  # of a request the API server was too busy to finish
+
+
 class ApiError(Exception):
     def __init__(self, status: int, text: str) -> None:
         super().__init__(f"{status}: {text[:300]}")
@@ -154,24 +157,36 @@ class Kube:
         params: dict[str, str] | None = None,
         seconds: float = 30,
         ok: Iterable[int] = (),
+        retries: int = RETRIES,
     ) -> Any:
         headers = dict(self.headers)
         data = None
         if body is not None:
             headers["Content-Type"] = ctype
             data = json.dumps(body)
-        async with self.session.request(
-            method,
-            self.server + path,
-            data=data,
-            params=params,
-            headers=headers,
-            timeout=aiohttp.ClientTimeout(total=seconds),
-        ) as resp:
-            text = await resp.text()
-            if resp.status >= 400 and resp.status not in ok:
-                raise ApiError(resp.status, text)
-            return json.loads(text) if text and resp.status < 400 else None
+        # A request that may be sent twice (a read, an apply or merge patch, a delete) is
+        # sent again when the API server is too busy to finish it (429, 5xx), as
+        # client-go does; a create is not (a second one would meet the first), nor a probe.
+        if method == "POST" or ctype == "application/json-patch+json":
+            retries = 0
+        for attempt in range(retries + 1):
+            async with self.session.request(
+                method,
+                self.server + path,
+                data=data,
+                params=params,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=seconds),
+            ) as resp:
+                text = await resp.text()
+                busy = resp.status == 429 or resp.status >= 500
+                if busy and attempt < retries:
+                    await asyncio.sleep(min(2**attempt, 8))
+                    continue
+                if resp.status >= 400 and resp.status not in ok:
+                    raise ApiError(resp.status, text)
+                return json.loads(text) if text and resp.status < 400 else None
+        raise AssertionError("unreachable")
 
     async def apply(self, path: str, obj: dict[str, Any], **kw: Any) -> Any:
         params = {"fieldManager": "adroit-bench", "force": "true", **kw.pop("params", {})}
@@ -770,6 +785,7 @@ async def admission_probes(
                     ctype="application/merge-patch+json",
                     params={"dryRun": "All"},
                     seconds=15,
+                    retries=0,  # each answer counts as it came
                 )
                 outcome = "200"
             except ApiError as error:
@@ -807,6 +823,7 @@ async def train_at_rest(run: Run, admin: Kube, alice: Kube, world: World) -> Non
                 ctype="application/merge-patch+json",
                 params={"dryRun": "All"},
                 seconds=15,
+                retries=0,
             )
         took.append((time.perf_counter() - start) * 1000)
         await asyncio.sleep(1.0)  # one at a time, the API server at rest in between
