@@ -165,11 +165,13 @@ class Kube:
             headers["Content-Type"] = ctype
             data = json.dumps(body)
         # A request that may be sent twice (a read, an apply or merge patch, a delete) is
-        # sent again when the API server is too busy to finish it (429, 5xx), as
-        # client-go does; a create is not (a second one would meet the first), nor a probe.
+        # sent again when the API server is too busy to finish it (429, 5xx), after the
+        # Retry-After it gives or a growing pause, as client-go does; a create is not (a
+        # second one would meet the first).
         if method == "POST" or ctype == "application/json-patch+json":
             retries = 0
-        for attempt in range(retries + 1):
+        attempt = 0
+        while True:
             async with self.session.request(
                 method,
                 self.server + path,
@@ -178,15 +180,15 @@ class Kube:
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=seconds),
             ) as resp:
-                text = await resp.text()
-                busy = resp.status == 429 or resp.status >= 500
-                if busy and attempt < retries:
-                    await asyncio.sleep(min(2**attempt, 8))
-                    continue
-                if resp.status >= 400 and resp.status not in ok:
-                    raise ApiError(resp.status, text)
-                return json.loads(text) if text and resp.status < 400 else None
-        raise AssertionError("unreachable")
+                status, text = resp.status, await resp.text()
+                pause = resp.headers.get("Retry-After", "")
+            if (status == 429 or status >= 500) and attempt < retries:
+                await asyncio.sleep(float(pause) if pause.isdigit() else min(2**attempt, 8))
+                attempt += 1
+                continue
+            if status >= 400 and status not in ok:
+                raise ApiError(status, text)
+            return json.loads(text) if text and status < 400 else None
 
     async def apply(self, path: str, obj: dict[str, Any], **kw: Any) -> Any:
         params = {"fieldManager": "adroit-bench", "force": "true", **kw.pop("params", {})}
