@@ -87,6 +87,25 @@ def test_a_runtime_missing_from_the_catalog_is_refused_or_fails(op: Operator) ->
     assert "tensorflow-9" in status["message"]
 
 
+def test_a_train_carrying_a_flavor_twice_is_refused_or_fails(op: Operator) -> None:
+    """The API server keeps a train's cars as one list (no per-car managedFields), so the
+    webhook refuses a second car of the same flavor; without it the train fails at once."""
+    train = hand_made(op, "twice")
+    train["spec"]["cars"].append(dict(train["spec"]["cars"][0]))
+    result = apply(train, user="bob", check=False)
+    if webhook_on(op):
+        assert result.returncode != 0
+        assert "train twice: flavor ads rides this train more than once" in result.stderr
+        assert "keep one car per flavor" in result.stderr
+        assert kubectl("get", "train", "twice", "-n", op.ns, check=False).returncode != 0
+        return
+    assert result.returncode == 0, result.stderr
+    status = op.wait_phase("twice", "Failed")["status"]
+    assert status["reason"] == "RepeatedFlavor"
+    assert "keep one car per flavor, and create a new Train" in status["message"]
+    assert op.deployments("staging", "ads") == [], "nothing of it departed"
+
+
 def test_a_flavor_naming_a_runtime_missing_from_the_catalog_is_refused_or_fails(
     op: Operator,
 ) -> None:

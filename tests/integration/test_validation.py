@@ -289,12 +289,3 @@ def test_bad_car_is_refused(car: dict[str, Any], message: str, cleanup: list) ->
     result = apply(_train(name, [car]), user="bob", check=False)
     assert result.returncode != 0
     assert message in result.stderr
-
-
-def test_a_flavor_rides_a_train_once(cleanup: list) -> None:
-    name = unique("train")
-    cleanup.append(("train", name))
-    car = {"flavor": "a", "remove": True}
-    result = apply(_train(name, [car, car]), user="bob", check=False)
-    assert result.returncode != 0
-    assert "Duplicate value" in result.stderr

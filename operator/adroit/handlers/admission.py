@@ -14,7 +14,14 @@ import kopf
 from adroit.api import names
 from adroit.api.flavor import FlavorSpec
 from adroit.api.settings import Settings
-from adroit.api.train import SPEC_BYTES, Phase, TrainSpec, TrainStatus, wire_bytes
+from adroit.api.train import (
+    SPEC_BYTES,
+    Phase,
+    TrainSpec,
+    TrainStatus,
+    repeated_flavors,
+    wire_bytes,
+)
 from adroit.kube.access import may_approve
 from adroit.kube.metrics import APPROVALS
 from adroit.kube.rest import FAILURES
@@ -146,6 +153,12 @@ def _refuse_too_large(name: str, spec: Any) -> None:
         )
 
 
+def _refuse_repeated_flavors(name: str, spec: Any) -> None:
+    why = repeated_flavors((spec or {}).get("cars"))
+    if why is not None:
+        raise kopf.AdmissionError(f"train {name}: {why}", code=INVALID)
+
+
 @kopf.on.mutate(names.GROUP, names.VERSION, "trains", id="trains")  # type: ignore[arg-type]
 async def check_and_sign(
     body: kopf.Body,
@@ -175,6 +188,7 @@ async def check_and_sign(
     phase = Phase(phase_text) if phase_text else None
     if operation == "CREATE":
         _refuse_too_large(name, body.get("spec"))
+        _refuse_repeated_flavors(name, body.get("spec"))
     spec = _train_spec(body)
     if operation == "CREATE" and user != getattr(memo, "operator_user", None):
         _refuse_what_only_the_operator_sets(spec, settings)

@@ -214,27 +214,6 @@ async def create(api: client.ApiClient, manifest: dict[str, Any]) -> dict[str, A
         raise
 
 
-async def forget_managed_fields(
-    api: client.ApiClient, kind: str, namespace: str, name: str
-) -> dict[str, Any] | None:
-    """Strip an object's managedFields; None when it is gone.
-
-    The API server tracks one managedFields entry per list item of a map-typed list: for a
-    train of 2,000 cars that is as large as its spec. A Train's spec is immutable and its
-    status is written by the operator alone, so nobody needs them; and an object whose
-    managedFields were emptied is not tracked again by later updates, only by an apply.
-    """
-    body: dict[str, Any] = {"metadata": {"managedFields": [{}]}}
-    try:
-        return await request(
-            api, "PATCH", KINDS[kind].path(namespace, name), body=body, content_type=MERGE
-        )
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-
-
 async def post_event(
     api: client.ApiClient,
     involved: dict[str, Any],

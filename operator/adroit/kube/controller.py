@@ -74,9 +74,6 @@ FORMATION_SETTLE = 0.25  # s without a Flavor change before a train forms: a bat
 # Forming a train does not count: a train departs as soon as it is formed.
 TRAINS_PACE = 2.0
 WRITERS = 16  # writes in flight at once
-# From this many cars on, a formed train's managedFields (an entry per car) are stripped:
-# for a smaller one they are a few KB, not worth a round trip before the train departs.
-FORGET_MANAGED_FIELDS = 50
 
 
 async def at_most(limit: int, items: Iterable[T], work: Callable[[T], Awaitable[None]]) -> None:
@@ -861,13 +858,6 @@ class Controller:
         done = await act.create(self.api, train)
         if done is not None:
             self.trains.remember(done)
-            meta = done["metadata"]
-            if len(train["spec"]["cars"]) >= FORGET_MANAGED_FIELDS:
-                done = await act.forget_managed_fields(
-                    self.api, "Train", meta["namespace"], meta["name"]
-                )
-                if done is not None:
-                    self.trains.remember(done)
             log.info(
                 "formed train %s with %d car(s)",
                 train["metadata"]["name"],

@@ -15,6 +15,12 @@ class CarError(ValueError):
     reason = "UnknownRuntime"
 
 
+class RepeatedFlavor(CarError):
+    """A train that carries a flavor twice (admitted while the webhook was off)."""
+
+    reason = "RepeatedFlavor"
+
+
 class SnapshotMissing(CarError):
     """A car whose spec is neither embedded nor filled in from its ControllerRevision."""
 

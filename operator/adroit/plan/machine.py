@@ -10,9 +10,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from adroit.api.settings import Settings
-from adroit.api.train import FINISHED, Car, HistoryEntry, Phase, TrainSpec, TrainStatus
+from adroit.api.train import (
+    FINISHED,
+    Car,
+    HistoryEntry,
+    Phase,
+    TrainSpec,
+    TrainStatus,
+    repeated_flavors,
+)
 from adroit.plan.cars import (
     CarError,
+    RepeatedFlavor,
     car_health,
     car_release,
     goes_to_production,
@@ -255,6 +264,8 @@ class Machine:
         """What each car runs (a car that cannot run raises CarError), worked out once per
         step, and again only for a car or settings that are not those of the last step."""
         if self._releases is None:
+            if (why := repeated_flavors(self.view.spec.cars)) is not None:
+                raise RepeatedFlavor(f"{why}, and create a new Train")
             remembered, train = self.world.remembered, self.view.name
             releases: dict[str, Release | None] = {}
             for car in self.view.spec.cars:
