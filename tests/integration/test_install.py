@@ -295,8 +295,6 @@ EVERYONE_MAY = {("create", "authentication.k8s.io", "selfsubjectreviews")}
 USED_ELSEWHERE = {
     ("get", "", "configmaps"): "prediction bodies from ConfigMaps (tests/integration/"
     "test_verification.py, bodyFrom)",
-    ("patch", "adroit.dev", "trains"): "the managedFields of a formed train of 50 cars or "
-    "more are stripped (tests/integration/test_reconciler.py, a train of 250 cars)",
 }
 # The pod's view of its filesystem, built in a private mount namespace (unshare): the
 # service account's token, the settings and the emptyDir on tmpfs, everything else (the
