@@ -465,8 +465,10 @@ def test_a_train_of_many_flavors_keeps_its_specs_in_controller_revisions(tmp_pat
                 "get", "train", train, "-n", op.ns, "-o", "json", "--show-managed-fields"
             ).stdout
         )
-        assert not stored["metadata"].get("managedFields"), (
-            "a formed train keeps no managedFields: one entry per car would double its size"
+        managed = len(json.dumps(stored["metadata"].get("managedFields") or []))
+        assert managed < 2_000, (
+            f"the Train's managedFields take {managed} bytes: an entry per car would double "
+            "its size (its car lists are atomic)"
         )
         size = len(json.dumps(stored))
         assert size < 100_000, f"the Train is {size} bytes"
