@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from adroit.api.train import CarState, Phase, TrainSpec
+from adroit.api.train import CarState, Phase, TrainSpec, repeated_flavors
 from adroit.plan.render import Stage
 from tests.kube import FULL_RIDE
 from tests.unit.sim import ALWAYS_OPEN, Sim, settings, spec
@@ -262,3 +262,14 @@ def test_deleting_a_flavor_empties_staging_at_once_and_production_through_a_trai
     assert sim.phase(removal) == Phase.DEPLOYED
     assert not sim.objects[Stage.PRODUCTION]
     assert "ads" not in sim.flavors, "the finalizer is released"
+
+
+def test_a_repeated_flavor_is_named_once_and_a_long_list_is_cut() -> None:
+    assert repeated_flavors(["a", "b", "c"]) is None
+    assert repeated_flavors(["a", "b", "a", "a"]) == (
+        "flavor a rides this train more than once; a train carries each flavor at most "
+        "once: keep one car per flavor"
+    )
+    many = repeated_flavors([f"f{i}" for i in range(5)] * 2)
+    assert many is not None
+    assert many.startswith("flavor f0, f1, f2 and 2 more rides")

@@ -1,6 +1,8 @@
 """The Train resource: a release carrying flavor revisions to production (SPEC section 3)."""
 
 import json
+from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -49,25 +51,19 @@ def wire_bytes(value: Any) -> int:
     return len(text) + 5 * sum(text.count(c) for c in "<>&")
 
 
-def repeated_flavors(cars: Any) -> str | None:
-    """What to say of a train that carries a flavor more than once, or None when it does not.
+def repeated_flavors(flavors: Iterable[Any]) -> str | None:
+    """What to say of a train whose cars name a flavor more than once, or None.
     The API server does not check it: the car lists are atomic (a list keyed by flavor makes
     it record every car's fields in managedFields, as many bytes again as the cars), and no
     CEL rule compares 2,000 cars with each other within its cost budget."""
-    seen: set[str] = set()
-    repeated: list[str] = []
-    for car in cars or []:
-        flavor = car.get("flavor") if isinstance(car, dict) else getattr(car, "flavor", None)
-        if isinstance(flavor, str):
-            if flavor in seen and flavor not in repeated:
-                repeated.append(flavor)
-            seen.add(flavor)
+    counts = Counter(flavors)
+    repeated = [flavor for flavor, n in counts.items() if n > 1]
     if not repeated:
         return None
     more = f" and {len(repeated) - 3} more" if len(repeated) > 3 else ""
     return (
-        f"flavor {', '.join(repeated[:3])}{more} rides this train more than once; a train "
-        "carries each flavor at most once: keep one car per flavor"
+        f"flavor {', '.join(map(str, repeated[:3]))}{more} rides this train more than once; "
+        "a train carries each flavor at most once: keep one car per flavor"
     )
 
 

@@ -154,7 +154,8 @@ def _refuse_too_large(name: str, spec: Any) -> None:
 
 
 def _refuse_repeated_flavors(name: str, spec: Any) -> None:
-    why = repeated_flavors((spec or {}).get("cars"))
+    cars = (spec or {}).get("cars") or []
+    why = repeated_flavors(car.get("flavor") for car in cars if isinstance(car, dict))
     if why is not None:
         raise kopf.AdmissionError(f"train {name}: {why}", code=INVALID)
 

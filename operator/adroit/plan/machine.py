@@ -264,11 +264,12 @@ class Machine:
         """What each car runs (a car that cannot run raises CarError), worked out once per
         step, and again only for a car or settings that are not those of the last step."""
         if self._releases is None:
-            if (why := repeated_flavors(self.view.spec.cars)) is not None:
-                raise RepeatedFlavor(f"{why}, and create a new Train")
             remembered, train = self.world.remembered, self.view.name
             releases: dict[str, Release | None] = {}
             for car in self.view.spec.cars:
+                if car.flavor in releases:  # admitted while the webhook was off
+                    why = repeated_flavors(c.flavor for c in self.view.spec.cars)
+                    raise RepeatedFlavor(f"{why}, and create a new Train")
                 key, inputs = (train, car.flavor, "release"), (car, self.settings)
                 release = remembered.get(key, inputs)
                 if not isinstance(release, Release):  # a removal (None) is quick to work out
